@@ -1,0 +1,43 @@
+# fusionrt developer entry points. `make demo` and `make test` work from a fresh clone: they create
+# .venv when missing, install the project with its extras, then run.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+EXTRAS ?= train,onnx,dev
+
+# What a rebuild of the compiled module depends on.
+NATIVE_SOURCES := CMakeLists.txt pyproject.toml $(wildcard cmake/*.cmake) \
+                  $(shell find csrc -type f 2>/dev/null)
+
+.PHONY: all install demo test bench trt-check clean
+
+all: install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Build tools first, so the project builds without isolation and keeps build/ between runs.
+$(VENV)/.stamp-build-tools: | $(PY)
+	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.26" ninja
+	touch $@
+
+# Editable install: Python edits take effect at once; C++ edits rebuild through this target.
+$(VENV)/.stamp-install: $(VENV)/.stamp-build-tools $(NATIVE_SOURCES)
+	$(PIP) install --no-build-isolation --editable ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.stamp-install
+
+demo: install
+	$(VENV)/bin/fusionrt op-demo
+
+test: install
+	$(PY) -m pytest tests
+
+bench: install
+	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+
+clean:
+	rm -rf build $(VENV)/.stamp-install

@@ -1,0 +1,28 @@
+# Decides FUSIONRT_WITH_CUDA from the FUSIONRT_CUDA option (AUTO / ON / OFF) and enables CUDA.
+include(CheckLanguage)
+
+set(FUSIONRT_WITH_CUDA OFF)
+if(NOT FUSIONRT_CUDA STREQUAL "OFF")
+  # nvcc is often installed but not on PATH.
+  if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # Jetson Orin (sm_87) and Hopper (sm_90) unless the builder says otherwise.
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 87 90)
+    endif()
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
+    find_package(CUDAToolkit REQUIRED)
+    set(FUSIONRT_WITH_CUDA ON)
+  elseif(FUSIONRT_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "FUSIONRT_CUDA=ON but no CUDA compiler was found: install the CUDA toolkit, "
+                        "put nvcc on PATH or set CUDACXX / CMAKE_CUDA_COMPILER, or use FUSIONRT_CUDA=AUTO.")
+  else()
+    message(STATUS "fusionrt: no CUDA compiler found, building CPU kernels only")
+  endif()
+endif()

@@ -1,0 +1,81 @@
+// fusionrt._C: the compiled half of the package. Build facts and the op entry points.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+#if FUSIONRT_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+#define FUSIONRT_STRINGIFY_IMPL(x) #x
+#define FUSIONRT_STRINGIFY(x) FUSIONRT_STRINGIFY_IMPL(x)
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+  return "msvc " FUSIONRT_STRINGIFY(_MSC_VER);
+#else
+  return "unknown";
+#endif
+}
+
+py::dict build_info() {
+  py::dict info;
+  info["version"] = FUSIONRT_VERSION;
+  info["compiler"] = compiler();
+#if defined(_OPENMP)
+  info["openmp"] = true;
+#else
+  info["openmp"] = false;
+#endif
+#if FUSIONRT_WITH_CUDA
+  info["cuda"] = true;
+  info["cuda_version"] = FUSIONRT_CUDA_VERSION;
+  std::vector<int> architectures;
+  std::stringstream list(FUSIONRT_CUDA_ARCHITECTURES);
+  for (std::string item; std::getline(list, item, ',');) architectures.push_back(std::stoi(item));
+  info["cuda_architectures"] = architectures;
+#else
+  info["cuda"] = false;
+  info["cuda_version"] = py::none();
+  info["cuda_architectures"] = py::none();
+#endif
+#if FUSIONRT_WITH_TENSORRT
+  info["tensorrt"] = FUSIONRT_TENSORRT_VERSION;
+#else
+  info["tensorrt"] = py::none();
+#endif
+  return info;
+}
+
+// True only when a driver and at least one device answer; the static runtime makes this safe to ask
+// on machines with no driver at all.
+bool cuda_available() {
+#if FUSIONRT_WITH_CUDA
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fusionrt compiled kernels and build facts";
+  m.def("build_info", &build_info, "What this build of fusionrt was compiled with.");
+  m.def("cuda_available", &cuda_available, "Whether a CUDA driver and device are usable now.");
+  fusionrt::bindings::bind_concat_layernorm(m);
+}

@@ -1,0 +1,10 @@
+// One registration function per op family; module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fusionrt::bindings {
+
+void bind_concat_layernorm(pybind11::module_& m);
+
+}  // namespace fusionrt::bindings

@@ -1,0 +1,163 @@
+#include "tensor_view.h"
+
+#include <sstream>
+
+#include "dlpack_abi.h"
+
+namespace py = pybind11;
+
+namespace fusionrt::bindings {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << "(";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << (shape.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+DType numpy_dtype(const py::array& array, const std::string& name) {
+  const py::dtype dtype = array.dtype();
+  // Only native-order IEEE floats (every supported target, x86-64 and aarch64, is little-endian);
+  // kind/itemsize avoid building dtype objects on every call.
+  const char order = dtype.byteorder();
+  const bool native = order == '=' || order == '|' || order == '<';
+  if (dtype.kind() == 'f' && native) {
+    switch (dtype.itemsize()) {
+      case 2: return DType::kFloat16;
+      case 4: return DType::kFloat32;
+      case 8: return DType::kFloat64;
+      default: break;
+    }
+  }
+  throw py::type_error(name + " has dtype " + std::string(py::str(dtype)) +
+                       ", expected float32, float16 or float64 (native byte order)");
+}
+
+TensorView view_numpy(const py::array& array, const std::string& name) {
+  TensorView view;
+  view.name = name;
+  view.dtype = numpy_dtype(array, name);
+  view.writeable = array.writeable();
+  view.data = const_cast<void*>(array.data());
+  const int64_t itemsize = array.itemsize();
+  for (py::ssize_t i = 0; i < array.ndim(); ++i) {
+    view.shape.push_back(array.shape(i));
+    // numpy strides are in bytes and need not be multiples of the item size.
+    if (array.strides(i) % itemsize != 0) {
+      throw py::value_error(name + " has a byte stride of " + std::to_string(array.strides(i)) +
+                            " along dim " + std::to_string(i) + ", not a multiple of its item size");
+    }
+    view.strides.push_back(array.strides(i) / itemsize);
+  }
+  view.owner = array;
+  return view;
+}
+
+DType dlpack_dtype(const dlpack::DataType& type, const std::string& name) {
+  if (type.lanes == 1) {
+    if (type.code == dlpack::kFloat && type.bits == 32) return DType::kFloat32;
+    if (type.code == dlpack::kFloat && type.bits == 16) return DType::kFloat16;
+    if (type.code == dlpack::kFloat && type.bits == 64) return DType::kFloat64;
+    if (type.code == dlpack::kBfloat && type.bits == 16) return DType::kBFloat16;
+  }
+  throw py::type_error(name + " has DLPack dtype (code " + std::to_string(type.code) + ", bits " +
+                       std::to_string(type.bits) + ", lanes " + std::to_string(type.lanes) +
+                       "), expected float32, float16, bfloat16 or float64");
+}
+
+TensorView view_dlpack(py::handle obj, const std::string& name, intptr_t cuda_stream) {
+  const auto device = obj.attr("__dlpack_device__")().cast<std::pair<int, int>>();
+  py::object capsule;
+  if (device.first == dlpack::kCUDA || device.first == dlpack::kCUDAManaged) {
+    // DLPack reserves 0; 1 is the legacy default stream.
+    capsule = obj.attr("__dlpack__")(py::arg("stream") = cuda_stream == 0 ? 1 : cuda_stream);
+  } else {
+    capsule = obj.attr("__dlpack__")();
+  }
+  if (!PyCapsule_IsValid(capsule.ptr(), "dltensor")) {
+    throw py::type_error(name + ".__dlpack__() did not return a 'dltensor' capsule");
+  }
+  const auto* managed = static_cast<dlpack::ManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
+  const dlpack::Tensor& t = managed->dl_tensor;
+
+  TensorView view;
+  view.name = name;
+  view.dtype = dlpack_dtype(t.dtype, name);
+  switch (t.device.device_type) {
+    case dlpack::kCPU:
+    case dlpack::kCUDAHost: view.device = {DeviceKind::kCPU, 0}; break;
+    case dlpack::kCUDA:
+    case dlpack::kCUDAManaged: view.device = {DeviceKind::kCUDA, t.device.device_id}; break;
+    default:
+      throw py::value_error(name + " lives on DLPack device type " + std::to_string(t.device.device_type) +
+                            ", expected CPU or CUDA memory");
+  }
+  view.data = static_cast<char*>(t.data) + t.byte_offset;
+  view.shape.assign(t.shape, t.shape + t.ndim);
+  if (t.strides) {
+    view.strides.assign(t.strides, t.strides + t.ndim);
+  } else {
+    view.strides.resize(t.ndim);
+    int64_t stride = 1;
+    for (int i = t.ndim - 1; i >= 0; --i) {
+      view.strides[i] = stride;
+      stride *= t.shape[i];
+    }
+  }
+  // An unconsumed capsule frees the tensor when it is collected, so holding it keeps the data alive.
+  view.owner = capsule;
+  return view;
+}
+
+}  // namespace
+
+std::string Device::str() const { return kind == DeviceKind::kCPU ? "cpu" : "cuda:" + std::to_string(index); }
+
+void TensorView::expect_ndim(size_t ndim, const char* layout) const {
+  if (shape.size() != ndim) {
+    throw py::value_error(name + " has " + std::to_string(shape.size()) + " dims " + shape_str(shape) +
+                          ", expected " + std::to_string(ndim) + " " + layout);
+  }
+}
+
+void TensorView::expect_inner_contiguous() const {
+  if (!shape.empty() && shape.back() > 1 && strides.back() != 1) {
+    throw py::value_error(name + " has stride " + std::to_string(strides.back()) +
+                          " along its last dim, expected 1 (contiguous features)");
+  }
+}
+
+TensorView view_tensor(py::handle obj, const std::string& name, intptr_t cuda_stream) {
+  if (py::isinstance<py::array>(obj)) return view_numpy(py::reinterpret_borrow<py::array>(obj), name);
+  if (py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__")) {
+    return view_dlpack(obj, name, cuda_stream);
+  }
+  throw py::type_error(name + " is a " + std::string(py::str(py::type::of(obj).attr("__name__"))) +
+                       ", expected a numpy array or a DLPack tensor (torch.Tensor, cupy.ndarray, ...)");
+}
+
+void expect_same_dtype_and_device(const TensorView& view, const TensorView& reference) {
+  if (view.dtype != reference.dtype) {
+    throw py::type_error(view.name + " is " + dtype_name(view.dtype) + ", expected " + dtype_name(reference.dtype) +
+                         " (the dtype of " + reference.name + ")");
+  }
+  if (!(view.device == reference.device)) {
+    throw py::value_error(view.name + " is on " + view.device.str() + ", expected " + reference.device.str() +
+                          " (the device of " + reference.name + ")");
+  }
+}
+
+py::array new_numpy_array(DType dtype, const std::vector<int64_t>& shape) {
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  switch (dtype) {
+    case DType::kFloat32: return py::array(py::dtype::of<float>(), dims);
+    case DType::kFloat64: return py::array(py::dtype::of<double>(), dims);
+    case DType::kFloat16: return py::array(py::dtype("float16"), dims);
+    case DType::kBFloat16: break;
+  }
+  throw py::type_error(std::string("numpy has no ") + dtype_name(dtype) + " arrays; pass out= to receive the result");
+}
+
+}  // namespace fusionrt::bindings

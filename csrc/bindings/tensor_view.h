@@ -1,0 +1,52 @@
+// A borrowed view of an array handed in from Python (numpy array or any DLPack producer), checked
+// against what a kernel expects, with errors that say what was expected and what came.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/numeric.h"
+
+namespace fusionrt::bindings {
+
+enum class DeviceKind { kCPU, kCUDA };
+
+struct Device {
+  DeviceKind kind = DeviceKind::kCPU;
+  int index = 0;
+  bool operator==(const Device& other) const { return kind == other.kind && index == other.index; }
+  std::string str() const;
+};
+
+struct TensorView {
+  std::string name;  // for error messages: "inputs[1]", "weight", ...
+  void* data = nullptr;
+  DType dtype = DType::kFloat32;
+  Device device;
+  bool writeable = true;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // in elements
+  pybind11::object owner;        // keeps the producer's buffer (or DLPack capsule) alive
+
+  int64_t dim(size_t i) const { return shape.at(i); }
+  // Throws ValueError unless the view has exactly `ndim` dims; `layout` names them, e.g. "(batch, features)".
+  void expect_ndim(size_t ndim, const char* layout) const;
+  // Throws ValueError unless the last dim is contiguous (stride 1), so rows can be read as spans.
+  void expect_inner_contiguous() const;
+};
+
+// Views `obj` (a numpy array or an object with __dlpack__). `cuda_stream` is the stream the kernel
+// will run on, handed to DLPack producers so they can order their pending work before it.
+TensorView view_tensor(pybind11::handle obj, const std::string& name, intptr_t cuda_stream);
+
+// Throws TypeError / ValueError unless `view` has the dtype and device of `reference`.
+void expect_same_dtype_and_device(const TensorView& view, const TensorView& reference);
+
+// A new C-contiguous numpy array of `dtype` (float32 / float16 / float64), for CPU outputs.
+pybind11::array new_numpy_array(DType dtype, const std::vector<int64_t>& shape);
+
+}  // namespace fusionrt::bindings

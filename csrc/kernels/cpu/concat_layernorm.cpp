@@ -1,0 +1,85 @@
+#include "../concat_layernorm.h"
+
+#include <stdexcept>
+
+#include "../concat_layernorm_math.h"
+
+namespace fusionrt {
+
+std::string check_concat_layernorm(const ConcatLayerNormParams& p) {
+  if (p.num_inputs < ConcatLayerNormParams::kMinInputs || p.num_inputs > ConcatLayerNormParams::kMaxInputs) {
+    return "expected 2 to 4 inputs, got " + std::to_string(p.num_inputs);
+  }
+  if (p.rows < 0) return "rows must be >= 0, got " + std::to_string(p.rows);
+  for (int i = 0; i < p.num_inputs; ++i) {
+    const std::string name = "inputs[" + std::to_string(i) + "]";
+    if (p.inputs[i] == nullptr && p.rows > 0) return name + " is a null pointer";
+    if (p.widths[i] <= 0) return name + " has " + std::to_string(p.widths[i]) + " features, expected > 0";
+    if (p.row_strides[i] < p.widths[i]) {
+      return name + " has row stride " + std::to_string(p.row_strides[i]) + ", expected >= its width " +
+             std::to_string(p.widths[i]);
+    }
+  }
+  if (p.output == nullptr && p.rows > 0) return "output is a null pointer";
+  if (p.output_row_stride < p.total_width()) {
+    return "output has row stride " + std::to_string(p.output_row_stride) + ", expected >= the total width " +
+           std::to_string(p.total_width());
+  }
+  if (!(p.eps > 0.0)) return "eps must be > 0, got " + std::to_string(p.eps);
+  return {};
+}
+
+namespace {
+
+template <typename T>
+void normalize_row(const ConcatLayerNormParams& p, int64_t row) {
+  using A = acc_t<T>;
+  // Each input's slice is summarised with two passes the compiler can vectorise, then merged.
+  Moments<A> stats{A(0), A(0), A(0)};
+  for (int i = 0; i < p.num_inputs; ++i) {
+    const T* x = input_row<T>(p, i, row);
+    const int64_t n = p.widths[i];
+    A sum = A(0);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) sum += load_acc(x[j]);
+    const A mean = sum / static_cast<A>(n);
+    A m2 = A(0);
+#pragma omp simd reduction(+ : m2)
+    for (int64_t j = 0; j < n; ++j) {
+      const A d = load_acc(x[j]) - mean;
+      m2 += d * d;
+    }
+    stats = merge(stats, Moments<A>{static_cast<A>(n), mean, m2});
+  }
+  const A inv_std = inverse_std(stats, static_cast<A>(p.eps));
+
+  T* out = static_cast<T*>(p.output) + row * p.output_row_stride;
+  const T* weight = static_cast<const T*>(p.weight);
+  const T* bias = static_cast<const T*>(p.bias);
+  int64_t offset = 0;
+  for (int i = 0; i < p.num_inputs; ++i) {
+    const T* x = input_row<T>(p, i, row);
+    for (int64_t j = 0; j < p.widths[i]; ++j) {
+      normalize_store(out, offset + j, load_acc(x[j]), stats.mean, inv_std, weight, bias);
+    }
+    offset += p.widths[i];
+  }
+}
+
+// Below this many elements, waking threads costs more than the row math (batch-1 latency).
+constexpr int64_t kParallelElements = int64_t{1} << 15;
+
+}  // namespace
+
+void concat_layernorm_cpu(const ConcatLayerNormParams& p) {
+  const std::string error = check_concat_layernorm(p);
+  if (!error.empty()) throw std::invalid_argument(error);
+  dispatch_dtype(p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t rows = p.rows;
+#pragma omp parallel for schedule(static) if (rows * p.total_width() >= kParallelElements)
+    for (int64_t row = 0; row < rows; ++row) normalize_row<T>(p, row);
+  });
+}
+
+}  // namespace fusionrt
