@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/plugin_specs.h"
 #include "ops.h"
 
 #if FUSIONRT_WITH_CUDA
@@ -71,11 +72,26 @@ bool cuda_available() {
 #endif
 }
 
+// Plugin identities for the ONNX exporter, from the same constants the TensorRT creators use.
+py::dict plugin_specs() {
+  namespace s = fusionrt::specs;
+  using CLN = s::ConcatLayerNorm;
+  py::dict specs;
+  specs["namespace"] = s::kPluginNamespace;
+  specs["concat_layernorm"] = py::dict(
+      py::arg("name") = CLN::kName, py::arg("version") = CLN::kVersion,
+      py::arg("fields") = py::dict(py::arg("eps") = CLN::kFieldEps, py::arg("num_inputs") = CLN::kFieldNumInputs,
+                                   py::arg("has_weight") = CLN::kFieldHasWeight,
+                                   py::arg("has_bias") = CLN::kFieldHasBias));
+  return specs;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fusionrt compiled kernels and build facts";
   m.def("build_info", &build_info, "What this build of fusionrt was compiled with.");
   m.def("cuda_available", &cuda_available, "Whether a CUDA driver and device are usable now.");
+  m.def("plugin_specs", &plugin_specs, "TensorRT plugin names, versions and fields of fusionrt's ops.");
   fusionrt::bindings::bind_concat_layernorm(m);
 }
