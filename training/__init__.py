@@ -1,0 +1,1 @@
+"""fusionrt training world: data, models, trainer, metrics and export (PyTorch side)."""
