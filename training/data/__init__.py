@@ -1,0 +1,1 @@
+"""Data for fusionrt training: CMU-MOSI reading (``mosi``, ``csd``), frames, torch datasets, sample data."""
