@@ -227,13 +227,25 @@ class TestBadInputs:
         with pytest.raises(TypeError, match="numpy has no bfloat16 arrays; pass out="):
             _C.fused_concat_layernorm([x, x])
 
-    def test_torch_op_mismatched_devices_and_dtypes(self):
-        with pytest.raises(TypeError, match=r"inputs\[1\] is torch.float64, expected torch.float32"):
+    def test_torch_op_reports_the_kernel_checks(self):
+        with pytest.raises(TypeError, match=r"inputs\[1\] is float64, expected float32"):
             ops.fused_concat_layernorm([torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.float64)])
-        with pytest.raises(TypeError, match=r"inputs\[0\] is torch.int64"):
+        with pytest.raises(TypeError, match=r"inputs\[0\] has dtype int64"):
             ops.fused_concat_layernorm([torch.zeros(2, 3, dtype=torch.long)] * 2)
-        with pytest.raises(ValueError, match=r"weight has shape \(4,\), expected \(6,\)"):
+        with pytest.raises(ValueError, match=r"weight has 4 elements, expected 6"):
             ops.fused_concat_layernorm([torch.zeros(2, 3)] * 2, torch.ones(4))
+
+    def test_fake_tensors_are_checked_in_torch_terms(self):
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        with FakeTensorMode():
+            x, y = torch.empty(2, 3), torch.empty(2, 3, dtype=torch.float64)
+            with pytest.raises(TypeError, match=r"inputs\[1\] is torch.float64, expected torch.float32"):
+                ops.fused_concat_layernorm([x, y])
+            with pytest.raises(ValueError, match=r"inputs\[1\] has batch 3, expected 2"):
+                ops.fused_concat_layernorm([x, torch.empty(3, 3)])
+            with pytest.raises(ValueError, match=r"weight has shape \(4,\), expected \(6,\)"):
+                ops.fused_concat_layernorm([x, x], torch.empty(4))
 
 
 cuda = pytest.mark.skipif(

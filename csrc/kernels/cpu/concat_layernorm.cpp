@@ -10,6 +10,7 @@ std::string check_concat_layernorm(const ConcatLayerNormParams& p) {
   if (p.num_inputs < ConcatLayerNormParams::kMinInputs || p.num_inputs > ConcatLayerNormParams::kMaxInputs) {
     return "expected 2 to 4 inputs, got " + std::to_string(p.num_inputs);
   }
+  if (dtype_size(p.dtype) == 0) return "unknown dtype code " + std::to_string(static_cast<int>(p.dtype));
   if (p.rows < 0) return "rows must be >= 0, got " + std::to_string(p.rows);
   for (int i = 0; i < p.num_inputs; ++i) {
     const std::string name = "inputs[" + std::to_string(i) + "]";
@@ -30,6 +31,19 @@ std::string check_concat_layernorm(const ConcatLayerNormParams& p) {
 }
 
 namespace {
+
+// y[j] = normalize_affine(x[j]) over one input's span; the affine choice is a template argument so
+// that the loop has no branches and vectorises.
+template <typename T, bool kWeight, bool kBias>
+void normalize_span(const T* x, int64_t n, T* out, const T* weight, const T* bias, acc_t<T> mean, acc_t<T> inv_std) {
+  using A = acc_t<T>;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const A w = kWeight ? load_acc(weight[j]) : A(1);
+    const A b = kBias ? load_acc(bias[j]) : A(0);
+    out[j] = store_acc<T>(normalize_affine(load_acc(x[j]), mean, inv_std, w, b));
+  }
+}
 
 template <typename T>
 void normalize_row(const ConcatLayerNormParams& p, int64_t row) {
@@ -59,11 +73,28 @@ void normalize_row(const ConcatLayerNormParams& p, int64_t row) {
   int64_t offset = 0;
   for (int i = 0; i < p.num_inputs; ++i) {
     const T* x = input_row<T>(p, i, row);
-    for (int64_t j = 0; j < p.widths[i]; ++j) {
-      normalize_store(out, offset + j, load_acc(x[j]), stats.mean, inv_std, weight, bias);
-    }
-    offset += p.widths[i];
+    const int64_t n = p.widths[i];
+    const T* w = weight ? weight + offset : nullptr;
+    const T* b = bias ? bias + offset : nullptr;
+    T* y = out + offset;
+    if (w && b) normalize_span<T, true, true>(x, n, y, w, b, stats.mean, inv_std);
+    else if (w) normalize_span<T, true, false>(x, n, y, w, b, stats.mean, inv_std);
+    else if (b) normalize_span<T, false, true>(x, n, y, w, b, stats.mean, inv_std);
+    else normalize_span<T, false, false>(x, n, y, w, b, stats.mean, inv_std);
+    offset += n;
   }
+}
+
+// Portable x86-64 wheels target the baseline ISA; GCC clones the row math for AVX2 + FMA machines and
+// picks the clone once, when the module loads. `flatten` pulls the templates into each clone.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FUSIONRT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
+#else
+#define FUSIONRT_CPU_CLONES
+#endif
+
+FUSIONRT_CPU_CLONES void normalize_row_any_dtype(const ConcatLayerNormParams& p, int64_t row) {
+  dispatch_dtype(p.dtype, [&](auto tag) { normalize_row<decltype(tag)>(p, row); });
 }
 
 // Below this many elements, waking threads costs more than the row math (batch-1 latency).
@@ -74,12 +105,9 @@ constexpr int64_t kParallelElements = int64_t{1} << 15;
 void concat_layernorm_cpu(const ConcatLayerNormParams& p) {
   const std::string error = check_concat_layernorm(p);
   if (!error.empty()) throw std::invalid_argument(error);
-  dispatch_dtype(p.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const int64_t rows = p.rows;
+  const int64_t rows = p.rows;
 #pragma omp parallel for schedule(static) if (rows * p.total_width() >= kParallelElements)
-    for (int64_t row = 0; row < rows; ++row) normalize_row<T>(p, row);
-  });
+  for (int64_t row = 0; row < rows; ++row) normalize_row_any_dtype(p, row);
 }
 
 }  // namespace fusionrt
