@@ -5,6 +5,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 EXTRAS ?= train,onnx,dev
+# TensorRT header sets (<version>/include) for `make trt-check`; CI has shared/ beside the clone.
+TRT_HEADERS  ?= ../shared/third_party/tensorrt-headers
+CUDA_INCLUDE ?= /usr/local/cuda/include
 
 # What a rebuild of the compiled module depends on.
 NATIVE_SOURCES := CMakeLists.txt pyproject.toml $(wildcard cmake/*.cmake) \
@@ -33,8 +36,13 @@ install: $(VENV)/.stamp-install
 demo: install
 	$(VENV)/bin/fusionrt op-demo
 
-test: install
+test: install trt-check
 	$(PY) -m pytest tests
+
+# Compiles csrc/tensorrt/ against every TensorRT header set, so both JetPack generations stay buildable
+# on machines without TensorRT; skips (and succeeds) when the headers are absent.
+trt-check:
+	tools/trt_check.sh "$(TRT_HEADERS)" "$(CUDA_INCLUDE)"
 
 bench: install
 	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,max,rounds

@@ -1,0 +1,76 @@
+#include "tensorrt/plugin_registry.h"
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <string>
+
+#include "common/plugin_specs.h"
+#include "tensorrt/concat_layernorm/ConcatLayerNormPlugin.h"
+#include "tensorrt/logging.h"
+
+// The library is built with hidden visibility; TensorRT's loader looks up exactly these two names.
+#define FUSIONRT_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace fusionrt::trt {
+namespace {
+
+// Creators live as long as the library: registries keep pointers to them.
+struct Creators {
+  ConcatLayerNormPluginCreator concatLayerNorm;
+
+  std::array<nvinfer1::IPluginCreatorInterface*, 1> all{&concatLayerNorm};
+};
+
+Creators& creators() {
+  static Creators instance;
+  return instance;
+}
+
+bool isRegistered(nvinfer1::IPluginRegistry const& registry, nvinfer1::IPluginCreatorInterface const* creator) {
+  int32_t count = 0;
+  nvinfer1::IPluginCreatorInterface* const* registered = registry.getAllCreators(&count);
+  return registered != nullptr && std::find(registered, registered + count, creator) != registered + count;
+}
+
+}  // namespace
+
+bool registerPlugins(nvinfer1::IPluginRegistry& registry) noexcept {
+  try {
+    static std::mutex mutex;
+    std::lock_guard<std::mutex> lock(mutex);
+    bool allRegistered = true;
+    for (nvinfer1::IPluginCreatorInterface* creator : creators().all) {
+      if (isRegistered(registry, creator)) continue;
+      if (!registry.registerCreator(*creator, specs::kPluginNamespace)) {
+        logMessage(nvinfer1::ILogger::Severity::kERROR,
+                   (std::string("fusionrt: TensorRT refused a plugin creator in namespace '") +
+                    specs::kPluginNamespace + "' (already registered by another library?)")
+                       .c_str());
+        allRegistered = false;
+      }
+    }
+    return allRegistered;
+  } catch (std::exception const& e) {
+    logException("fusionrt", "registerPlugins", e);
+  }
+  return false;
+}
+
+}  // namespace fusionrt::trt
+
+FUSIONRT_PLUGIN_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept {
+  fusionrt::trt::setLoggerFinder(finder);
+}
+
+FUSIONRT_PLUGIN_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) noexcept {
+  try {
+    auto& all = fusionrt::trt::creators().all;
+    nbCreators = static_cast<int32_t>(all.size());
+    return all.data();
+  } catch (std::exception const& e) {
+    fusionrt::trt::logException("fusionrt", "getCreators", e);
+  }
+  nbCreators = 0;
+  return nullptr;
+}
