@@ -95,4 +95,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("plugin_specs", &plugin_specs, "TensorRT plugin names, versions and fields of fusionrt's ops.");
   fusionrt::bindings::bind_concat_layernorm(m);
   fusionrt::bindings::bind_numeric_testing(m);
+  fusionrt::bindings::bind_plugin_fields(m);
 }
