@@ -7,7 +7,8 @@ Example:
     >>> from training.data.mosi import build_index
     >>> index = build_index("data/generated/mosi")  # doctest: +SKIP
     >>> ds = MosiDataset(index["train"], FrameSampling(size=(64, 64)), cache_dir="cache")  # doctest: +SKIP
-    >>> loader = torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=MosiCollator(tok, 64, (64, 64)))  # doctest: +SKIP
+    >>> collate = MosiCollator(tokenizer, max_length=64, image_size=(64, 64))  # doctest: +SKIP
+    >>> loader = torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate)  # doctest: +SKIP
     >>> batch = next(iter(loader))  # doctest: +SKIP
     >>> batch["input_ids"].shape, batch["image"].shape, batch["presence"].shape
     (torch.Size([32, 64]), torch.Size([32, 3, 64, 64]), torch.Size([32, 2]))
@@ -16,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from training.data.mosi import MosiSample
 # ImageNet statistics: what timm / torchvision image backbones expect by default.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_SAMPLING = FrameSampling()  # frozen, so one shared default is safe
 
 
 class MosiDataset(Dataset):
@@ -47,7 +49,7 @@ class MosiDataset(Dataset):
     def __init__(
         self,
         samples: Sequence[MosiSample],
-        sampling: FrameSampling = FrameSampling(),
+        sampling: FrameSampling = DEFAULT_SAMPLING,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -110,9 +112,15 @@ class MosiCollator:
     ) -> None:
         if max_length < 1:
             raise ValueError(f"max_length is {max_length}, expected >= 1")
+        fast = _fast_tokenizer_class()
+        if fast is not None and isinstance(tokenizer, fast):
+            tokenizer = _configured_copy(tokenizer, max_length)
+        elif tokenizer is not None and not callable(tokenizer):
+            raise TypeError(f"tokenizer must be a tokenizers.Tokenizer or a callable, got {type(tokenizer).__name__}")
+        # Plain attributes only (no closures): DataLoader workers may pickle the collator.
+        self.tokenizer = tokenizer
         self.max_length = max_length
         self.image_size = image_size
-        self._encode = _make_encoder(tokenizer, max_length) if tokenizer is not None else None
 
     def __call__(self, batch: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if not batch:
@@ -120,7 +128,7 @@ class MosiCollator:
         out: dict[str, Any] = {"id": [item["id"] for item in batch]}
         has_text = [item["text"] is not None for item in batch]
         has_image = [item["image"] is not None for item in batch]
-        if self._encode is not None:
+        if self.tokenizer is not None:
             ids, mask = self._encode([item["text"] if item["text"] is not None else "" for item in batch])
             out["input_ids"] = torch.as_tensor(ids, dtype=torch.int64)
             out["attention_mask"] = torch.as_tensor(mask, dtype=torch.int64)
@@ -129,9 +137,30 @@ class MosiCollator:
         images = self._stack_images(batch, has_image)
         if images is not None:
             out["image"] = images
-        out["presence"] = torch.tensor(list(zip(has_text, has_image)), dtype=torch.bool).view(len(batch), 2)
+        out["presence"] = torch.tensor(list(zip(has_text, has_image, strict=True)), dtype=torch.bool).view(
+            len(batch), 2
+        )
         out["label"] = torch.tensor([item["label"] for item in batch], dtype=torch.float32)
         return out
+
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(input_ids, attention_mask)``, both (len(texts), max_length) int64."""
+        fast = _fast_tokenizer_class()
+        if fast is not None and isinstance(self.tokenizer, fast):
+            encodings = self.tokenizer.encode_batch(texts)
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        else:
+            encoded = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length)
+            ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+            mask = np.asarray(encoded["attention_mask"], dtype=np.int64) if "attention_mask" in encoded else None
+            mask = np.ones_like(ids) if mask is None else mask
+        if ids.shape != (len(texts), self.max_length) or mask.shape != ids.shape:
+            raise ValueError(
+                f"tokenizer returned input_ids {ids.shape} and attention_mask {mask.shape}, "
+                f"expected ({len(texts)}, {self.max_length}) each"
+            )
+        return ids, mask
 
     def _stack_images(self, batch: Sequence[Mapping[str, Any]], has_image: list[bool]) -> torch.Tensor | None:
         present = [item["image"] for item in batch if item["image"] is not None]
@@ -139,52 +168,36 @@ class MosiCollator:
             shape = present[0].shape
             for item in batch:
                 if item["image"] is not None and item["image"].shape != shape:
-                    raise ValueError(f"image of {item['id']} has shape {tuple(item['image'].shape)}, expected {tuple(shape)}")
+                    raise ValueError(
+                        f"image of {item['id']} has shape {tuple(item['image'].shape)}, expected {tuple(shape)}"
+                    )
         elif self.image_size is not None:
             shape = (3, *self.image_size)
         else:
             return None
         zeros = torch.zeros(shape, dtype=torch.float32)
-        return torch.stack([item["image"] if present_ else zeros for item, present_ in zip(batch, has_image)])
+        return torch.stack(
+            [item["image"] if present_ else zeros for item, present_ in zip(batch, has_image, strict=True)]
+        )
 
 
-def _make_encoder(tokenizer: Any, max_length: int) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
-    """Return ``texts -> (input_ids, attention_mask)``, both (len(texts), max_length)."""
+def _fast_tokenizer_class() -> type | None:
     try:
         from tokenizers import Tokenizer
     except ImportError:  # only transformers-style callables can be used then
-        Tokenizer = None
+        return None
+    return Tokenizer
 
-    if Tokenizer is not None and isinstance(tokenizer, Tokenizer):
-        # Configure a copy: truncation/padding are tokenizer state, and the caller's must not change.
-        tok = Tokenizer.from_str(tokenizer.to_str())
-        tok.enable_truncation(max_length)
-        pad = tokenizer.padding or {}
-        pad_token = pad.get("pad_token", "[PAD]")
-        pad_id = pad.get("pad_id", tok.token_to_id(pad_token) or 0)
-        tok.enable_padding(length=max_length, pad_id=pad_id, pad_token=pad_token)
 
-        def encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-            encodings = tok.encode_batch(texts)
-            return (
-                np.array([e.ids for e in encodings], dtype=np.int64),
-                np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            )
+def _configured_copy(tokenizer: Any, max_length: int) -> Any:
+    """A copy of a ``tokenizers.Tokenizer`` that truncates and pads to ``max_length``.
 
-        return encode
-
-    if not callable(tokenizer):
-        raise TypeError(f"tokenizer must be a tokenizers.Tokenizer or a callable, got {type(tokenizer).__name__}")
-
-    def encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length)
-        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-        mask = np.asarray(encoded["attention_mask"], dtype=np.int64) if "attention_mask" in encoded else np.ones_like(ids)
-        if ids.shape != (len(texts), max_length) or mask.shape != ids.shape:
-            raise ValueError(
-                f"tokenizer returned input_ids {ids.shape} and attention_mask {mask.shape}, "
-                f"expected ({len(texts)}, {max_length}) each"
-            )
-        return ids, mask
-
-    return encode
+    A copy, because truncation and padding are tokenizer state and the caller's must not change.
+    """
+    tok = type(tokenizer).from_str(tokenizer.to_str())
+    tok.enable_truncation(max_length)  # keeps the post-processor's special tokens
+    pad = tokenizer.padding or {}
+    pad_token = pad.get("pad_token", "[PAD]")
+    pad_id = pad.get("pad_id", tok.token_to_id(pad_token) or 0)  # any id works where the mask is 0
+    tok.enable_padding(length=max_length, pad_id=pad_id, pad_token=pad_token)
+    return tok
