@@ -44,9 +44,7 @@ class FrameSampling:
         if self.mode not in ("middle", "uniform"):
             raise ValueError(f"frame sampling mode is {self.mode!r}, expected 'middle' or 'uniform'")
         if self.num_frames < 1 or (self.mode == "middle" and self.num_frames != 1):
-            raise ValueError(
-                f"num_frames is {self.num_frames}, expected 1 for 'middle' and >= 1 for 'uniform'"
-            )
+            raise ValueError(f"num_frames is {self.num_frames}, expected 1 for 'middle' and >= 1 for 'uniform'")
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size is {self.size}, expected (height, width) with both >= 1")
 
@@ -78,8 +76,11 @@ def decode_clip_frames(path: str | os.PathLike[str], sampling: FrameSampling) ->
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError(f"{path} has no video stream")
-            # The container's frame count is missing or approximate for many files: count by decoding.
+            # Many containers leave the frame count out (0): count by decoding then. Where the
+            # header over-counts, the fallback below covers the indices never reached.
             total = container.streams.video[0].frames or _count_frames(container)
+        if total == 0:
+            raise ValueError(f"{path} has no decodable video frames")
         with av.open(str(path)) as container:
             wanted = sampling.indices(total)
             picked: dict[int, np.ndarray] = {}
@@ -92,7 +93,7 @@ def decode_clip_frames(path: str | os.PathLike[str], sampling: FrameSampling) ->
                 last = frame
             if last is None:
                 raise ValueError(f"{path} has no decodable video frames")
-            # A header that over-counts frames leaves late indices unseen: use the last frame for them.
+            # Indices past the real end (the header over-counted): use the last frame.
             for i in wanted:
                 if i not in picked:
                     picked[i] = _to_rgb(last, sampling)

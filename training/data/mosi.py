@@ -88,9 +88,7 @@ def read_opinion_labels(csd_path: str | os.PathLike[str]) -> dict[str, float]:
     return labels
 
 
-def read_word_transcripts(
-    words_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]
-) -> dict[str, str]:
+def read_word_transcripts(words_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]) -> dict[str, str]:
     """Build one transcript per labelled segment from the timestamped-words sequence.
 
     The labels file supplies the segments' intervals; words are assigned to them by overlap (see
@@ -184,7 +182,8 @@ def build_index(
 
     Args:
         root: dataset root (layout in the module docstring).
-        modalities: which of ``"text"``, ``"image"`` to look for; the others are marked absent.
+        modalities: which of ``"text"``, ``"image"`` to look for; the others are marked absent
+            (an empty list indexes the labels alone).
         labels_path: labels ``.csd`` (default ``<root>/CMU_MOSI_Opinion_Labels.csd``).
         folds_path: folds JSON (default ``<root>/standard_folds.json``).
         words_path: take transcripts from this timestamped-words ``.csd`` instead of
