@@ -65,13 +65,15 @@ def test_clipping_before_rounding():
     assert m["MAE"] == pytest.approx((4.0 + 0.4 + 7.0) / 3)  # MAE is unclipped
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_matches_mmsa_definition(seed):
-    rng = np.random.default_rng(seed)
+@pytest.mark.parametrize("case", range(5))
+def test_matches_mmsa_definition(case):
+    rng = np.random.default_rng(case)
     # MOSI-like labels: averages of annotators on a fine grid, with exact zeros and ties at .5.
     labels = np.round(rng.uniform(-3, 3, 300) * 5) / 5
     labels[rng.random(300) < 0.1] = 0.0
-    preds = np.concatenate([np.clip(labels[:200] + rng.normal(0, 1.0, 200), -3.5, 3.5), rng.choice([-0.5, 0.0, 0.5, 1.5], 100)])
+    preds = np.concatenate(
+        [np.clip(labels[:200] + rng.normal(0, 1.0, 200), -3.5, 3.5), rng.choice([-0.5, 0.0, 0.5, 1.5], 100)]
+    )
     ours, ref = mosi_metrics(preds, labels), mmsa_reference(preds, labels)
     for key in KEYS:
         assert ours[key] == pytest.approx(ref[key], abs=1e-9), key
