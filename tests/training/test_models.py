@@ -289,3 +289,44 @@ def test_clear_errors_for_wrong_inputs() -> None:
     for args, error, message in cases:
         with pytest.raises(error, match=message):
             model(*args)
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def _onnx_translation_table(model) -> dict | None:
+    """fusionrt's ONNX translations of its custom ops, needed when the model uses them."""
+    if not uses_fused_op(model):
+        return None
+    onnx_ops = pytest.importorskip("fusionrt.onnx_ops", reason="fusionrt.onnx_ops (ONNX translation table) missing")
+    return onnx_ops.translation_table()
+
+
+EXPORT_CASES = [(name, None) for name in list_models()] + [("early_vit", "cross_attention"), ("hybrid", "gated")]
+
+
+@pytest.mark.parametrize("name,operator", EXPORT_CASES)
+def test_export_matches_eager(name: str, operator: str | None, tmp_path) -> None:
+    """torch.export and ONNX (run by ONNX Runtime) reproduce eager outputs on fresh inputs."""
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny_model(name, operator=operator, num_classes=2)
+    skip_without_op(model)
+    example = model.example_inputs(batch=2)
+    ids, mask, image, _ = model.example_inputs(batch=2)
+    fresh = (ids, mask, image, torch.tensor([[True, False], [True, True]]))
+    with torch.no_grad():
+        expected = model(*fresh)
+    program = torch.export.export(model, example)
+    for key, value in program.module()(*fresh).items():
+        torch.testing.assert_close(value, expected[key], atol=1e-5, rtol=1e-5, msg=f"torch.export: {key}")
+
+    onnx_program = torch.onnx.export(
+        model, example, dynamo=True, custom_translation_table=_onnx_translation_table(model), verbose=False
+    )
+    onnx_program.save(str(tmp_path / "model.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {arg.name: tensor.numpy() for arg, tensor in zip(session.get_inputs(), fresh)}
+    outputs = session.run(None, feeds)
+    assert len(outputs) == len(expected)
+    for got, (key, want) in zip(outputs, expected.items()):
+        torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4, msg=f"ONNX Runtime: {key}")

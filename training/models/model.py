@@ -60,8 +60,7 @@ class FusionModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Predicts from token ids ``(batch, length)``, their mask and images ``(batch, 3, size, size)``."""
         batch = self._check_inputs(input_ids, attention_mask, image, presence)
-        device = self.text_placeholder[next(iter(self.text_placeholder))].embedding.device
-        given = torch.tensor([input_ids is not None, image is not None], device=device)
+        given = torch.tensor([input_ids is not None, image is not None], device=self._reference.device)
         presence = given.expand(batch, 2) if presence is None else presence & given
         presence = self.modality_dropout(presence)
         if input_ids is None:
@@ -78,6 +77,11 @@ class FusionModel(nn.Module):
         for suffix, prediction in self.fusion(text, vision, presence).items():
             out.update(split_prediction(prediction, self.config.num_classes, suffix))
         return out
+
+    @property
+    def _reference(self) -> torch.Tensor:
+        """A parameter whose dtype and device are the model's."""
+        return next(self.parameters())
 
     @staticmethod
     def _absent(placeholders: nn.ModuleDict, batch: int) -> dict[str, Stream]:
@@ -122,7 +126,7 @@ class FusionModel(nn.Module):
         if image is not None:
             if not image.is_floating_point():
                 raise TypeError(f"image must be a floating-point tensor, got {image.dtype}")
-            dtype = self.image_placeholder[next(iter(self.image_placeholder))].embedding.dtype
+            dtype = self._reference.dtype
             if image.dtype != dtype:
                 raise TypeError(f"image is {image.dtype}, expected {dtype} (the model's dtype)")
             size, chans = self.vision_encoder.image_size, self.vision_encoder.in_chans
@@ -149,8 +153,7 @@ class FusionModel(nn.Module):
 
         The last sample's text is padded (to exercise the mask) and ``presence`` is all True.
         """
-        device = next(self.parameters()).device
-        dtype = self.image_placeholder[next(iter(self.image_placeholder))].embedding.dtype
+        device, dtype = self._reference.device, self._reference.dtype
         size, chans = self.vision_encoder.image_size, self.vision_encoder.in_chans
         input_ids = torch.randint(0, self.text_encoder.vocab_size, (batch, text_length), generator=generator)
         attention_mask = torch.ones(batch, text_length, dtype=torch.int64)

@@ -38,6 +38,7 @@ class ModalityPlaceholder(nn.Module):
         first = torch.where(keep[:, :, None], stream.tokens[:, :1], self.embedding)
         tokens = torch.cat([first, stream.tokens[:, 1:]], dim=1)
         only_first = torch.arange(stream.mask.shape[1], device=stream.mask.device) == 0
-        mask = torch.where(keep, stream.mask, only_first)
+        # Logical ops, not torch.where: ONNX Runtime has no Where kernel for bool tensors.
+        mask = (stream.mask & keep) | (only_first & ~keep)
         pooled = torch.where(keep, stream.pooled, self.embedding)
         return Stream(tokens, mask, pooled)
