@@ -35,10 +35,9 @@ DType numpy_dtype(const py::array& array, const std::string& name) {
                        ", expected float32, float16 or float64 (native byte order)");
 }
 
-TensorView view_numpy(const py::array& array, const std::string& name) {
-  TensorView view;
+ArrayView view_numpy(const py::array& array, const std::string& name) {
+  ArrayView view;
   view.name = name;
-  view.dtype = numpy_dtype(array, name);
   view.writeable = array.writeable();
   view.data = const_cast<void*>(array.data());
   const int64_t itemsize = array.itemsize();
@@ -67,7 +66,8 @@ DType dlpack_dtype(const dlpack::DataType& type, const std::string& name) {
                        "), expected float32, float16, bfloat16 or float64");
 }
 
-TensorView view_dlpack(py::handle obj, const std::string& name, intptr_t cuda_stream) {
+// Also reports the producer's element type, for the caller to accept or refuse.
+ArrayView view_dlpack(py::handle obj, const std::string& name, intptr_t cuda_stream, dlpack::DataType& type) {
   const auto device = obj.attr("__dlpack_device__")().cast<std::pair<int, int>>();
   py::object capsule;
   if (device.first == dlpack::kCUDA || device.first == dlpack::kCUDAManaged) {
@@ -82,9 +82,9 @@ TensorView view_dlpack(py::handle obj, const std::string& name, intptr_t cuda_st
   const auto* managed = static_cast<dlpack::ManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
   const dlpack::Tensor& t = managed->dl_tensor;
 
-  TensorView view;
+  ArrayView view;
   view.name = name;
-  view.dtype = dlpack_dtype(t.dtype, name);
+  type = t.dtype;
   switch (t.device.device_type) {
     case dlpack::kCPU:
     case dlpack::kCUDAHost: view.device = {DeviceKind::kCPU, 0}; break;
@@ -111,18 +111,25 @@ TensorView view_dlpack(py::handle obj, const std::string& name, intptr_t cuda_st
   return view;
 }
 
+bool is_dlpack(py::handle obj) { return py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__"); }
+
+[[noreturn]] void throw_not_an_array(py::handle obj, const std::string& name) {
+  throw py::type_error(name + " is a " + std::string(py::str(py::type::of(obj).attr("__name__"))) +
+                       ", expected a numpy array or a DLPack tensor (torch.Tensor, cupy.ndarray, ...)");
+}
+
 }  // namespace
 
 std::string Device::str() const { return kind == DeviceKind::kCPU ? "cpu" : "cuda:" + std::to_string(index); }
 
-void TensorView::expect_ndim(size_t ndim, const char* layout) const {
+void ArrayView::expect_ndim(size_t ndim, const char* layout) const {
   if (shape.size() != ndim) {
     throw py::value_error(name + " has " + std::to_string(shape.size()) + " dims " + shape_str(shape) +
                           ", expected " + std::to_string(ndim) + " " + layout);
   }
 }
 
-void TensorView::expect_inner_contiguous() const {
+void ArrayView::expect_inner_contiguous() const {
   // Strides of empty arrays are arbitrary (numpy may report 0); there is nothing to read.
   for (const int64_t extent : shape) {
     if (extent == 0) return;
@@ -134,12 +141,44 @@ void TensorView::expect_inner_contiguous() const {
 }
 
 TensorView view_tensor(py::handle obj, const std::string& name, intptr_t cuda_stream) {
-  if (py::isinstance<py::array>(obj)) return view_numpy(py::reinterpret_borrow<py::array>(obj), name);
-  if (py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__")) {
-    return view_dlpack(obj, name, cuda_stream);
+  TensorView view;
+  if (py::isinstance<py::array>(obj)) {
+    const auto array = py::reinterpret_borrow<py::array>(obj);
+    view.dtype = numpy_dtype(array, name);
+    static_cast<ArrayView&>(view) = view_numpy(array, name);
+  } else if (is_dlpack(obj)) {
+    dlpack::DataType type{};
+    static_cast<ArrayView&>(view) = view_dlpack(obj, name, cuda_stream, type);
+    view.dtype = dlpack_dtype(type, name);
+  } else {
+    throw_not_an_array(obj, name);
   }
-  throw py::type_error(name + " is a " + std::string(py::str(py::type::of(obj).attr("__name__"))) +
-                       ", expected a numpy array or a DLPack tensor (torch.Tensor, cupy.ndarray, ...)");
+  return view;
+}
+
+ArrayView view_mask(py::handle obj, const std::string& name, intptr_t cuda_stream) {
+  if (py::isinstance<py::array>(obj)) {
+    const auto array = py::reinterpret_borrow<py::array>(obj);
+    if (array.dtype().kind() != 'b') {
+      throw py::type_error(name + " has dtype " + std::string(py::str(array.dtype())) + ", expected bool");
+    }
+    return view_numpy(array, name);
+  }
+  if (!is_dlpack(obj)) throw_not_an_array(obj, name);
+  dlpack::DataType type{};
+  ArrayView view = view_dlpack(obj, name, cuda_stream, type);
+  if (type.code != dlpack::kBool || type.bits != 8 || type.lanes != 1) {
+    throw py::type_error(name + " has DLPack dtype (code " + std::to_string(type.code) + ", bits " +
+                         std::to_string(type.bits) + ", lanes " + std::to_string(type.lanes) + "), expected bool");
+  }
+  return view;
+}
+
+void expect_same_device(const ArrayView& view, const ArrayView& reference) {
+  if (!(view.device == reference.device)) {
+    throw py::value_error(view.name + " is on " + view.device.str() + ", expected " + reference.device.str() +
+                          " (the device of " + reference.name + ")");
+  }
 }
 
 void expect_same_dtype_and_device(const TensorView& view, const TensorView& reference) {
@@ -147,10 +186,7 @@ void expect_same_dtype_and_device(const TensorView& view, const TensorView& refe
     throw py::type_error(view.name + " is " + dtype_name(view.dtype) + ", expected " + dtype_name(reference.dtype) +
                          " (the dtype of " + reference.name + ")");
   }
-  if (!(view.device == reference.device)) {
-    throw py::value_error(view.name + " is on " + view.device.str() + ", expected " + reference.device.str() +
-                          " (the device of " + reference.name + ")");
-  }
+  expect_same_device(view, reference);
 }
 
 py::array new_numpy_array(DType dtype, const std::vector<int64_t>& shape) {

@@ -22,10 +22,10 @@ struct Device {
   std::string str() const;
 };
 
-struct TensorView {
+// The memory, shape and device of an array handed in from Python, whatever its element type.
+struct ArrayView {
   std::string name;  // for error messages: "inputs[1]", "weight", ...
   void* data = nullptr;
-  DType dtype = DType::kFloat32;
   Device device;
   bool writeable = true;
   std::vector<int64_t> shape;
@@ -39,9 +39,20 @@ struct TensorView {
   void expect_inner_contiguous() const;
 };
 
+// An array of one of the kernels' floating-point types.
+struct TensorView : ArrayView {
+  DType dtype = DType::kFloat32;
+};
+
 // Views `obj` (a numpy array or an object with __dlpack__). `cuda_stream` is the stream the kernel
 // will run on, handed to DLPack producers so they can order their pending work before it.
 TensorView view_tensor(pybind11::handle obj, const std::string& name, intptr_t cuda_stream);
+
+// Views `obj` as a boolean mask (numpy bool_ or DLPack bool): one byte per element, 0 or 1.
+ArrayView view_mask(pybind11::handle obj, const std::string& name, intptr_t cuda_stream);
+
+// Throws ValueError unless `view` is on the device of `reference`.
+void expect_same_device(const ArrayView& view, const ArrayView& reference);
 
 // Throws TypeError / ValueError unless `view` has the dtype and device of `reference`.
 void expect_same_dtype_and_device(const TensorView& view, const TensorView& reference);
