@@ -94,6 +94,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_available", &cuda_available, "Whether a CUDA driver and device are usable now.");
   m.def("plugin_specs", &plugin_specs, "TensorRT plugin names, versions and fields of fusionrt's ops.");
   fusionrt::bindings::bind_concat_layernorm(m);
+  fusionrt::bindings::bind_attention(m);
   fusionrt::bindings::bind_numeric_testing(m);
   fusionrt::bindings::bind_plugin_fields(m);
 }
