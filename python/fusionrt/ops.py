@@ -8,10 +8,14 @@ Example:
     >>> text, image = torch.randn(8, 384), torch.randn(8, 1280)
     >>> fusionrt.ops.fused_concat_layernorm([text, image]).shape
     torch.Size([8, 1664])
+    >>> q, kv = torch.randn(8, 4, 64, 64), torch.randn(8, 4, 49, 64)
+    >>> fusionrt.ops.multihead_attention(q, kv, kv).shape
+    torch.Size([8, 4, 64, 64])
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Optional
 
@@ -20,7 +24,7 @@ from ._optional import require
 
 torch = require("torch")
 
-__all__ = ["fused_concat_layernorm"]
+__all__ = ["fused_concat_layernorm", "multihead_attention"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -145,3 +149,133 @@ def fused_concat_layernorm(
         >>> y = fused_concat_layernorm([torch.randn(2, 768), torch.randn(2, 1280)])
     """
     return torch.ops.fusionrt.fused_concat_layernorm(list(inputs), weight, bias, float(eps))
+
+
+_MAX_HEAD_DIM = 128
+
+
+def _check_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]) -> None:
+    """Validates the attention op's arguments (also under fake tensors)."""
+    for name, x, length in (("q", q, "Lq"), ("k", k, "Lk"), ("v", v, "Lk")):
+        if x.dim() != 4:
+            raise ValueError(f"{name} has {x.dim()} dims {tuple(x.shape)}, expected 4 (batch, heads, {length}, head_dim)")
+        if x.dtype not in _KERNEL_DTYPES:
+            raise TypeError(f"{name} is {x.dtype}, expected one of {', '.join(map(str, _KERNEL_DTYPES))}")
+    for name, x in (("k", k), ("v", v)):
+        if x.dtype != q.dtype:
+            raise TypeError(f"{name} is {x.dtype}, expected {q.dtype} (the dtype of q)")
+        if x.device != q.device:
+            raise ValueError(f"{name} is on {x.device}, expected {q.device} (the device of q)")
+        for axis, what in ((0, "batch"), (1, "heads"), (3, "head_dim")):
+            if x.shape[axis] != q.shape[axis]:
+                raise ValueError(f"{name} has {what} {x.shape[axis]}, expected {q.shape[axis]} (the {what} of q)")
+    if v.shape[2] != k.shape[2]:
+        raise ValueError(f"v has length {v.shape[2]}, expected {k.shape[2]} (the length of k)")
+    if q.shape[3] > _MAX_HEAD_DIM:
+        raise ValueError(f"q has head_dim {q.shape[3]}, expected at most {_MAX_HEAD_DIM}")
+    if mask is None:
+        return
+    if mask.dtype != torch.bool:
+        raise TypeError(f"key_padding_mask is {mask.dtype}, expected torch.bool (True = attend)")
+    if tuple(mask.shape) != (q.shape[0], k.shape[2]):
+        raise ValueError(
+            f"key_padding_mask has shape {tuple(mask.shape)}, expected ({q.shape[0]}, {k.shape[2]}) (batch, Lk)"
+        )
+    if mask.device != q.device:
+        raise ValueError(f"key_padding_mask is on {mask.device}, expected {q.device} (the device of q)")
+
+
+def _attention_scale(q: torch.Tensor, scale: Optional[float]) -> float:
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+
+
+@torch.library.custom_op("fusionrt::multihead_attention", mutates_args=())
+def _multihead_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: Optional[torch.Tensor], scale: Optional[float]
+) -> torch.Tensor:
+    _check_attention(q, k, v, key_padding_mask)
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    stream = torch.cuda.current_stream(q.device).cuda_stream if q.is_cuda else 0
+    _C.multihead_attention(
+        _as_kernel_arg(q),
+        _as_kernel_arg(k),
+        _as_kernel_arg(v),
+        None if key_padding_mask is None else _as_kernel_arg(key_padding_mask),
+        _attention_scale(q, scale),
+        _as_kernel_arg(out),
+        stream,
+    )
+    return out
+
+
+@_multihead_attention.register_fake
+def _(q, k, v, key_padding_mask, scale):
+    _check_attention(q, k, v, key_padding_mask)
+    return q.new_empty(q.shape)
+
+
+def _attention_probabilities(q, k, mask, scale):
+    """softmax(q kᵀ · scale, masked) in float32 (float64 for float64), zeros for rows with no key."""
+    accumulate = torch.float64 if q.dtype == torch.float64 else torch.float32
+    scores = torch.matmul(q.to(accumulate), k.to(accumulate).transpose(-2, -1)) * scale
+    if mask is None:
+        return scores.softmax(dim=-1)
+    probabilities = scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(dim=-1)
+    # softmax over no key is NaN; the op defines those rows' output, hence their gradients, as zero.
+    return torch.where(mask.any(dim=-1)[:, None, None, None], probabilities, 0.0)
+
+
+def _attention_setup_context(ctx, inputs, output) -> None:
+    q, k, v, key_padding_mask, scale = inputs
+    ctx.scale = _attention_scale(q, scale)
+    ctx.save_for_backward(q, k, v, key_padding_mask)
+
+
+def _attention_backward(ctx, grad_output):
+    q, k, v, mask = ctx.saved_tensors
+    p = _attention_probabilities(q, k, mask, ctx.scale)
+    accumulate = p.dtype
+    grad = grad_output.to(accumulate)
+    grad_v = torch.matmul(p.transpose(-2, -1), grad)
+    grad_p = torch.matmul(grad, v.to(accumulate).transpose(-2, -1))
+    # Softmax backward: dS = P * (dP - rowsum(P * dP)).
+    grad_scores = p * (grad_p - (p * grad_p).sum(dim=-1, keepdim=True))
+    grad_q = torch.matmul(grad_scores, k.to(accumulate)) * ctx.scale
+    grad_k = torch.matmul(grad_scores.transpose(-2, -1), q.to(accumulate)) * ctx.scale
+    return grad_q.to(q.dtype), grad_k.to(k.dtype), grad_v.to(v.dtype), None, None
+
+
+_multihead_attention.register_autograd(_attention_backward, setup_context=_attention_setup_context)
+
+
+def multihead_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_padding_mask: Optional[torch.Tensor] = None,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
+    """Multi-head attention ``softmax(q kᵀ · scale + mask) v`` as one fused op.
+
+    Args:
+        q: (batch, heads, Lq, head_dim); k, v: (batch, heads, Lk, head_dim). One dtype (float32,
+            float16, bfloat16, float64; accumulated in float32, float64 for float64) and one device.
+            head_dim <= 128; any strides with a contiguous last dim (heads may be a transposed view).
+        key_padding_mask: optional (batch, Lk) bool, True where a key may be attended to, as
+            ``attn_mask`` of ``scaled_dot_product_attention``. A row with no attended key (a whole
+            modality absent) gives zeros, and zero gradients; SDPA leaves it to its backend (NaN from some).
+        scale: multiplies q kᵀ; ``1 / sqrt(head_dim)`` when None.
+
+    Returns:
+        (batch, heads, Lq, head_dim) tensor, contiguous, of q's dtype: for rows with at least one key,
+        ``scaled_dot_product_attention(q, k, v, attn_mask=key_padding_mask[:, None, None, :], scale=scale)``.
+
+    Example:
+        >>> text, image = torch.randn(2, 4, 64, 64), torch.randn(2, 4, 49, 64)
+        >>> present = torch.ones(2, 49, dtype=torch.bool)
+        >>> multihead_attention(text, image, image, present).shape
+        torch.Size([2, 4, 64, 64])
+    """
+    if scale is not None and not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    return torch.ops.fusionrt.multihead_attention(q, k, v, key_padding_mask, None if scale is None else float(scale))
