@@ -1,0 +1,177 @@
+"""Field parsing and shape rules of the TensorRT concat+LayerNorm plugin, run without TensorRT.
+
+The plugin creator and the plugin call the same C++ (csrc/tensorrt/concat_layernorm/
+ConcatLayerNormFields.cpp) that fusionrt._C exposes here; fields are (name, numpy array) pairs,
+the array's dtype standing for nvinfer1::PluginFieldType.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusionrt import _C
+
+SPEC = _C.plugin_specs()["concat_layernorm"]
+FIELD = SPEC["fields"]
+UNKNOWN = -1  # a size TensorRT does not know until runtime
+
+
+def fields(eps=1e-5, num_inputs=2, has_weight=1, has_bias=1):
+    return [
+        (FIELD["eps"], np.float32([eps])),
+        (FIELD["num_inputs"], np.int32([num_inputs])),
+        (FIELD["has_weight"], np.int32([has_weight])),
+        (FIELD["has_bias"], np.int32([has_bias])),
+    ]
+
+
+def replaced(name, value):
+    return [(n, value if n == FIELD[name] else v) for n, v in fields()]
+
+
+@pytest.mark.parametrize("num_inputs", [2, 3, 4])
+@pytest.mark.parametrize(("has_weight", "has_bias"), [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_valid_fields(num_inputs, has_weight, has_bias):
+    config = _C.parse_concat_layernorm_fields(fields(1e-3, num_inputs, has_weight, has_bias))
+    assert config == {
+        "eps": pytest.approx(1e-3),
+        "num_inputs": num_inputs,
+        "has_weight": bool(has_weight),
+        "has_bias": bool(has_bias),
+        "nb_node_inputs": num_inputs + has_weight + has_bias,
+    }
+
+
+def test_field_order_does_not_matter():
+    assert _C.parse_concat_layernorm_fields(fields()[::-1]) == _C.parse_concat_layernorm_fields(fields())
+
+
+@pytest.mark.parametrize(("num_inputs", "has_weight", "has_bias"), [(2, False, False), (4, True, True), (3, True, False)])
+def test_serialised_fields_parse_back(num_inputs, has_weight, has_bias):
+    serialised = _C.concat_layernorm_plugin_fields(2e-5, num_inputs, has_weight, has_bias)
+    assert [name for name, _ in serialised] == [FIELD[k] for k in ("eps", "num_inputs", "has_weight", "has_bias")]
+    assert [value.dtype for _, value in serialised] == [np.float32, np.int32, np.int32, np.int32]
+    config = _C.parse_concat_layernorm_fields(serialised)
+    assert (config["eps"], config["num_inputs"], config["has_weight"], config["has_bias"]) == (
+        pytest.approx(2e-5), num_inputs, has_weight, has_bias)
+
+
+@pytest.mark.parametrize("name", ["eps", "num_inputs", "has_weight", "has_bias"])
+def test_missing_field(name):
+    incomplete = [(n, v) for n, v in fields() if n != FIELD[name]]
+    with pytest.raises(ValueError, match=f"missing field '{FIELD[name]}' for {SPEC['name']}"):
+        _C.parse_concat_layernorm_fields(incomplete)
+
+
+def test_empty_fields_name_the_first_missing_one():
+    with pytest.raises(ValueError, match=f"missing field '{FIELD['eps']}'"):
+        _C.parse_concat_layernorm_fields([])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("eps", np.float64([1e-5]), "field 'eps' has type float64, expected float32"),
+        ("eps", np.float16([1e-3]), "field 'eps' has type float16, expected float32"),
+        ("eps", 1e-5, "field 'eps' has type float64, expected float32"),  # a Python float is a double
+        ("num_inputs", np.int64([2]), "field 'num_inputs' has type int64, expected int32"),
+        ("num_inputs", np.float32([2]), "field 'num_inputs' has type float32, expected int32"),
+        ("has_weight", np.int8([1]), "field 'has_weight' has type int8, expected int32"),
+        ("has_bias", np.bytes_(b"1"), "field 'has_bias' has type char, expected int32"),
+    ],
+)
+def test_wrong_type(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        _C.parse_concat_layernorm_fields(replaced(name, value))
+
+
+@pytest.mark.parametrize("length", [0, 2])
+def test_wrong_length(length):
+    with pytest.raises(ValueError, match=f"field 'num_inputs' has {length} values, expected 1"):
+        _C.parse_concat_layernorm_fields(replaced("num_inputs", np.full(length, 2, np.int32)))
+
+
+@pytest.mark.parametrize("num_inputs", [-1, 0, 1, 5, 2**31 - 1])
+def test_num_inputs_out_of_range(num_inputs):
+    with pytest.raises(ValueError, match=f"field 'num_inputs' is {num_inputs}, expected 2 to 4"):
+        _C.parse_concat_layernorm_fields(fields(num_inputs=num_inputs))
+
+
+@pytest.mark.parametrize("name", ["has_weight", "has_bias"])
+@pytest.mark.parametrize("flag", [-1, 2])
+def test_flag_not_boolean(name, flag):
+    with pytest.raises(ValueError, match=f"field '{FIELD[name]}' is {flag}, expected 0 or 1"):
+        _C.parse_concat_layernorm_fields(replaced(name, np.int32([flag])))
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-5, float("nan"), float("inf")])
+def test_eps_not_positive_and_finite(eps):
+    with pytest.raises(ValueError, match="field 'eps' is .*, expected a finite value > 0"):
+        _C.parse_concat_layernorm_fields(fields(eps=eps))
+
+
+def test_unknown_field():
+    with pytest.raises(ValueError, match="unknown field 'epsilon' for FusionrtConcatLayerNorm, expected 'eps', "):
+        _C.parse_concat_layernorm_fields([*fields(), ("epsilon", np.float32([1e-5]))])
+
+
+def test_duplicate_field():
+    with pytest.raises(ValueError, match="field 'eps' is given twice"):
+        _C.parse_concat_layernorm_fields([*fields(), (FIELD["eps"], np.float32([1e-5]))])
+
+
+def test_dtype_without_field_type():
+    with pytest.raises(TypeError, match="field 'eps' has numpy dtype uint16, which has no TensorRT plugin field type"):
+        _C.parse_concat_layernorm_fields(replaced("eps", np.uint16([1])))
+
+
+# --- shape rules ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("widths", "has_weight", "has_bias"),
+    [((3, 5), 1, 1), ((1, 1, 1, 1), 0, 0), ((768, 512, 64), 1, 0), ((16, 8), 0, 1)],
+)
+def test_output_shape_is_batch_by_total_width(widths, has_weight, has_bias):
+    total = sum(widths)
+    shapes = [[7, w] for w in widths] + [[total]] * (has_weight + has_bias)
+    assert _C.concat_layernorm_output_shape(fields(1e-5, len(widths), has_weight, has_bias), shapes) == (7, total)
+
+
+def test_output_shape_with_sizes_unknown_at_build_time():
+    f = fields(num_inputs=3)
+    assert _C.concat_layernorm_output_shape(f, [[UNKNOWN, 4], [UNKNOWN, 2], [UNKNOWN, 1], [7], [7]]) == (UNKNOWN, 7)
+    # The batch is known as soon as one input knows it.
+    assert _C.concat_layernorm_output_shape(f, [[UNKNOWN, 4], [3, 2], [UNKNOWN, 1], [7], [7]]) == (3, 7)
+    # An unknown width makes the total unknown, and weight/bias lengths cannot be checked yet.
+    assert _C.concat_layernorm_output_shape(f, [[2, 4], [2, UNKNOWN], [2, 1], [99], [UNKNOWN]]) == (2, UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    ("has_weight", "has_bias", "count", "expected"),
+    [(1, 1, 2, "expected 4 inputs \\(2 tensors, weight, bias\\), got 2"),
+     (0, 0, 3, "expected 2 inputs \\(2 tensors\\), got 3"),
+     (1, 0, 4, "expected 3 inputs \\(2 tensors, weight\\), got 4")],
+)
+def test_input_count_follows_has_weight_and_has_bias(has_weight, has_bias, count, expected):
+    shapes = [[2, 3]] * 2 + [[6]] * (count - 2)
+    with pytest.raises(ValueError, match=expected):
+        _C.concat_layernorm_output_shape(fields(has_weight=has_weight, has_bias=has_bias), shapes)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        ([[2, 3, 1], [2, 3], [6], [6]], r"inputs\[0\] has shape \(2, 3, 1\), expected 2 dims \(batch, features\)"),
+        ([[2, 3], [6], [6], [6]], r"inputs\[1\] has shape \(6,\), expected 2 dims"),
+        ([[2, 3], [4, 3], [6], [6]], r"inputs\[1\] batch is 4, expected 2"),
+        ([[2, 3], [2, 0], [3], [3]], r"inputs\[1\] has 0 features, expected > 0"),
+        ([[2, 3], [2, 3], [5], [6]], r"weight length is 5, expected 6 \(the total features of the inputs\)"),
+        ([[2, 3], [2, 3], [6], [1, 6]], r"bias has shape \(1, 6\), expected 1 dim"),
+        ([[2, UNKNOWN], [2, 3], [UNKNOWN, 6], [6]], r"weight has shape \(\?, 6\), expected 1 dim"),
+    ],
+)
+def test_shape_mismatch(shapes, message):
+    with pytest.raises(ValueError, match=message):
+        _C.concat_layernorm_output_shape(fields(), shapes)

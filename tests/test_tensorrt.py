@@ -1,0 +1,143 @@
+"""The TensorRT plugins in libfusionrt_plugins.so, loaded the way trtexec and the runtime load them.
+
+Needs TensorRT (``pip install fusionrt[trt]`` or JetPack) and a build of fusionrt that found it; the
+engine tests also need a CUDA GPU and torch. Everything here skips with the reason otherwise; the
+plugin sources are still compiled against both TensorRT header sets by ``make trt-check``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fusionrt
+from fusionrt import _C
+
+trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install fusionrt[trt], or JetPack)")
+
+pytestmark = pytest.mark.tensorrt
+
+SPECS = _C.plugin_specs()
+CLN = SPECS["concat_layernorm"]
+# Installed beside the compiled module (CMake installs both into the wheel's fusionrt/ folder).
+PLUGIN_LIBRARY = Path(_C.__file__).with_name("libfusionrt_plugins.so")
+
+
+@pytest.fixture(scope="module")
+def registry():
+    if not PLUGIN_LIBRARY.exists():
+        pytest.skip(f"fusionrt was built without TensorRT: no {PLUGIN_LIBRARY.name} beside {_C.__file__}")
+    registry = trt.get_plugin_registry()
+    # A library registers once per process; a second load_library would be refused.
+    if registry.get_creator(CLN["name"], CLN["version"], SPECS["namespace"]) is None:
+        assert registry.load_library(str(PLUGIN_LIBRARY)) is not None
+    return registry
+
+
+@pytest.fixture(scope="module")
+def creator(registry):
+    creator = registry.get_creator(CLN["name"], CLN["version"], SPECS["namespace"])
+    assert creator is not None, f"{CLN['name']} not registered by {PLUGIN_LIBRARY}"
+    return creator
+
+
+def plugin_fields(eps, num_inputs, has_weight, has_bias):
+    """The plugin's own serialised fields, as TensorRT PluginFields."""
+    types = {np.dtype(np.float32): trt.PluginFieldType.FLOAT32, np.dtype(np.int32): trt.PluginFieldType.INT32}
+    return trt.PluginFieldCollection([
+        trt.PluginField(name, value, types[value.dtype])
+        for name, value in _C.concat_layernorm_plugin_fields(eps, num_inputs, has_weight, has_bias)
+    ])
+
+
+def test_creator_declares_the_spec_fields(creator):
+    assert creator.name == CLN["name"]
+    assert creator.plugin_version == CLN["version"]
+    assert creator.plugin_namespace == SPECS["namespace"]
+    assert sorted(field.name for field in creator.field_names) == sorted(CLN["fields"].values())
+
+
+def test_invalid_fields_create_no_plugin(creator):
+    fields = plugin_fields(1e-5, 5, False, False)  # num_inputs out of range: logged, no plugin
+    assert creator.create_plugin("bad", fields, trt.TensorRTPhase.BUILD) is None
+
+
+# --- engines, against torch.cat + layer_norm --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not (torch.cuda.is_available() and fusionrt.cuda_available()):
+        pytest.skip("needs a CUDA GPU")
+    return torch
+
+
+def build_engine(creator, widths, has_weight, has_bias, dtype, eps, max_batch):
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # Strongly typed: the only kind TensorRT 11 builds, and the tensor types decide the precision.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    profile = builder.create_optimization_profile()
+    inputs = []
+    for i, width in enumerate(widths):
+        inputs.append(network.add_input(f"x{i}", dtype, (-1, width)))
+        profile.set_shape(f"x{i}", (1, width), (max_batch, width), (max_batch, width))
+    total = sum(widths)
+    for name, present in (("weight", has_weight), ("bias", has_bias)):
+        if present:
+            inputs.append(network.add_input(name, dtype, (total,)))
+    plugin = creator.create_plugin("concat_layernorm", plugin_fields(eps, len(widths), has_weight, has_bias),
+                                   trt.TensorRTPhase.BUILD)
+    assert plugin is not None
+    layer = network.add_plugin_v3(inputs, [], plugin)
+    layer.get_output(0).name = "y"
+    network.mark_output(layer.get_output(0))
+    config = builder.create_builder_config()
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    assert serialized is not None, "engine build failed (see the TensorRT log above)"
+    # Deserialising re-creates the plugin from getFieldsToSerialize, so this also checks that path.
+    return trt.Runtime(logger).deserialize_cuda_engine(serialized)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("widths", [(8, 24), (256, 128, 64)])
+@pytest.mark.parametrize(("has_weight", "has_bias"), [(True, True), (False, False), (True, False)])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_engine_matches_torch(creator, torch_cuda, dtype, widths, has_weight, has_bias, batch, seed):
+    torch = torch_cuda
+    eps = 1e-5
+    trt_dtype = {"float32": trt.float32, "float16": trt.float16}[dtype]
+    torch_dtype = getattr(torch, dtype)
+    engine = build_engine(creator, widths, has_weight, has_bias, trt_dtype, eps, max_batch=8)
+    context = engine.create_execution_context()
+
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, device="cuda", dtype=torch.float32).to(torch_dtype)
+    xs = [randn(batch, w) for w in widths]
+    total = sum(widths)
+    weight = randn(total) if has_weight else None
+    bias = randn(total) if has_bias else None
+    y = torch.empty(batch, total, device="cuda", dtype=torch_dtype)
+
+    tensors = {f"x{i}": x for i, x in enumerate(xs)} | {"weight": weight, "bias": bias, "y": y}
+    for name, tensor in tensors.items():
+        if tensor is None:
+            continue
+        if name != "y":
+            assert context.set_input_shape(name, tuple(tensor.shape))
+        assert context.set_tensor_address(name, tensor.data_ptr())
+    stream = torch.cuda.current_stream()
+    assert context.execute_async_v3(stream.cuda_stream)
+    stream.synchronize()
+
+    expected = torch.nn.functional.layer_norm(torch.cat(xs, dim=1).float(), (total,),
+                                              None if weight is None else weight.float(),
+                                              None if bias is None else bias.float(), eps)
+    tolerance = {"float32": 1e-5, "float16": 2e-3}[dtype]
+    torch.testing.assert_close(y.float(), expected, atol=tolerance * 4, rtol=tolerance)
