@@ -1,0 +1,122 @@
+"""Raw text and images to graph inputs, exactly as the bundle's manifest says.
+
+Text: the bundle's Hugging Face ``tokenizers`` file, truncated and padded to ``text.max_length``.
+Images: RGB, resized to ``image.size`` (height, width) with PIL, scaled to [0, 1], normalised with
+``image.mean`` / ``image.std``, laid out as the manifest's ``layout`` in float32.
+
+A missing sample (``None``) becomes zeros (text: zero ids, mask of ones) and a False entry in the returned presence vector, which
+the session passes as the ``presence`` input, so the model uses its learned placeholder instead.
+
+Example:
+    >>> tokenizer = TextTokenizer("bundle/tokenizer.json", max_length=64)  # doctest: +SKIP
+    >>> ids, mask, present = tokenizer(["what a film", None])  # doctest: +SKIP
+    >>> images, present = preprocess_images(["face.png", None], manifest.image)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from ._optional import require
+from .bundle import ImageSpec
+
+# Anything predict() accepts as one image: a file path, a PIL image, or an HWC (or HW) uint8 array.
+ImageLike = Union[str, os.PathLike, np.ndarray, Any]
+
+_RESAMPLING = {"nearest": "NEAREST", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos": "LANCZOS"}
+
+
+class TextTokenizer:
+    """Tokenises strings to ``input_ids`` / ``attention_mask`` int64 ``(batch, max_length)``.
+
+    Example:
+        >>> ids, mask, present = TextTokenizer("tokenizer.json", 16)(["good", None])  # doctest: +SKIP
+        >>> ids.shape, present.tolist()  # doctest: +SKIP
+        ((2, 16), [True, False])
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_length: int) -> None:
+        tokenizers = require("tokenizers")
+        self.max_length = max_length
+        self._tokenizer = tokenizers.Tokenizer.from_file(os.fspath(path))
+        # Keep the file's pad token where it names one; fixed length so every batch has the graph's shape.
+        padding = self._tokenizer.padding or {}
+        pad_kwargs = {k: padding[k] for k in ("pad_id", "pad_token", "pad_type_id") if k in padding}
+        self._tokenizer.enable_padding(length=max_length, **pad_kwargs)
+        self._tokenizer.enable_truncation(max_length=max_length)
+
+    def __call__(self, texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns ``(input_ids, attention_mask, present)``; ``None`` entries are zero ids under a
+        mask of ones (as the exporter feeds absent text), so no row is an all-masked softmax."""
+        present = np.array([t is not None for t in texts], dtype=bool)
+        ids = np.zeros((len(texts), self.max_length), dtype=np.int64)
+        mask = np.ones((len(texts), self.max_length), dtype=np.int64)
+        given = [t for t in texts if t is not None]
+        for t in given:
+            if not isinstance(t, str):
+                raise TypeError(f"text entries must be str or None, got {type(t).__name__}")
+        if given:
+            encodings = self._tokenizer.encode_batch(given)
+            ids[present] = [e.ids for e in encodings]
+            mask[present] = [e.attention_mask for e in encodings]
+        return ids, mask, present
+
+
+def load_image(image: ImageLike) -> Any:
+    """A PIL RGB image from a file path, a PIL image, or a uint8 array (HWC with 1, 3 or 4 channels, or HW).
+
+    Example:
+        >>> load_image(np.zeros((48, 64, 3), np.uint8)).size  # doctest: +SKIP
+        (64, 48)
+    """
+    pil = require("PIL.Image")
+    if isinstance(image, (str, os.PathLike)):
+        with pil.open(image) as opened:
+            return opened.convert("RGB")
+    if isinstance(image, pil.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError(f"image array is {image.dtype}, expected uint8 (HWC, 0..255)")
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+            raise ValueError(f"image array has shape {image.shape}, expected (height, width, 3) or (height, width)")
+        return pil.fromarray(image).convert("RGB")
+    raise TypeError(f"image is a {type(image).__name__}, expected a file path, PIL.Image or uint8 numpy array")
+
+
+def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(batch float32 array in spec.layout, present bool (batch,))``; ``None`` entries are zeros.
+
+    Example:
+        >>> array, present = preprocess_images([np.zeros((10, 10, 3), np.uint8)], ImageSpec(size=[32, 32]))
+        >>> array.shape, present.tolist()
+        ((1, 3, 32, 32), [True])
+    """
+    pil = require("PIL.Image")
+    if spec.interpolation not in _RESAMPLING:
+        raise ValueError(f"image interpolation {spec.interpolation!r} is not one of {sorted(_RESAMPLING)}")
+    if spec.channel_order not in ("RGB", "BGR") or spec.layout not in ("NCHW", "NHWC"):
+        raise ValueError(
+            f"image channel_order {spec.channel_order!r} / layout {spec.layout!r}, expected RGB|BGR and NCHW|NHWC"
+        )
+    resample = getattr(pil.Resampling, _RESAMPLING[spec.interpolation])
+    height, width = spec.size
+    present = np.array([image is not None for image in images], dtype=bool)
+    batch = np.zeros((len(images), height, width, 3), dtype=np.float32)
+    for i, image in enumerate(images):
+        if image is not None:
+            batch[i] = np.asarray(load_image(image).resize((width, height), resample), dtype=np.float32)
+    if spec.channel_order == "BGR":
+        batch = batch[..., ::-1]
+    # One vectorised pass over the batch; absent samples stay zero (not -mean/std), as "missing" means.
+    mean, std = np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32)
+    batch[present] = (batch[present] / np.float32(255.0) - mean) / std
+    if spec.layout == "NCHW":
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch), present
