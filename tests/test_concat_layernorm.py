@@ -93,6 +93,16 @@ def test_rows_with_padding_between_them_are_read_in_place(generator):
     assert_matches_reference(torch.from_numpy(numpy_out), inputs, None, None)
 
 
+def test_broadcast_rows_are_read_without_copies(generator):
+    placeholder = torch.randn(1, 12, generator=generator).expand(5, 12)  # row stride 0
+    image = torch.randn(5, 20, generator=generator)
+    assert placeholder.stride(0) == 0
+    out = ops.fused_concat_layernorm([placeholder, image])
+    assert_matches_reference(out, [placeholder.contiguous(), image], None, None)
+    numpy_out = _C.fused_concat_layernorm([placeholder.numpy(), image.numpy()])
+    assert_matches_reference(torch.from_numpy(numpy_out), [placeholder, image], None, None)
+
+
 def test_non_contiguous_features_are_rejected_by_the_kernel_and_copied_by_the_op(generator):
     x = torch.randn(20, 4, generator=generator).t()  # features strided
     y = torch.randn(4, 8, generator=generator)

@@ -22,7 +22,7 @@ struct ConcatLayerNormParams {
 
   const void* inputs[kMaxInputs] = {};
   int64_t widths[kMaxInputs] = {};       // features of each input
-  int64_t row_strides[kMaxInputs] = {};  // elements between consecutive rows; features are contiguous
+  int64_t row_strides[kMaxInputs] = {};  // elements between rows (any, 0 broadcasts); features contiguous
   int num_inputs = 0;
   int64_t rows = 0;
 

@@ -16,10 +16,8 @@ std::string check_concat_layernorm(const ConcatLayerNormParams& p) {
     const std::string name = "inputs[" + std::to_string(i) + "]";
     if (p.inputs[i] == nullptr && p.rows > 0) return name + " is a null pointer";
     if (p.widths[i] <= 0) return name + " has " + std::to_string(p.widths[i]) + " features, expected > 0";
-    if (p.row_strides[i] < p.widths[i]) {
-      return name + " has row stride " + std::to_string(p.row_strides[i]) + ", expected >= its width " +
-             std::to_string(p.widths[i]);
-    }
+    // Any input row stride is fine, 0 included: a broadcast row (a learned placeholder expanded over
+    // the batch) is read once per output row. Only the output must not overlap itself.
   }
   if (p.output == nullptr && p.rows > 0) return "output is a null pointer";
   if (p.output_row_stride < p.total_width()) {
