@@ -1,12 +1,14 @@
 """fusionrt: multimodal (text + image) fusion models, trained in PyTorch and run with minimal latency.
 
 ``import fusionrt`` loads only numpy and the compiled ``fusionrt._C``; torch, ONNX Runtime and
-TensorRT are imported by the parts that need them (``fusionrt.ops`` needs torch).
+TensorRT are imported by the parts that need them (``fusionrt.ops`` needs torch), and ``load`` /
+``Session`` are imported on first use.
 
 Example:
     >>> import fusionrt
     >>> fusionrt.build_info()["cuda"]  # doctest: +SKIP
     True
+    >>> fusionrt.load("bundle").predict(text="great film", image="face.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 from . import _C
 
-__all__ = ["__version__", "build_info", "cuda_available"]
+__all__ = ["Prediction", "Session", "__version__", "build_info", "cuda_available", "load"]
+
+_LAZY = {"load": "session", "Session": "session", "Prediction": "session"}  # name -> submodule
 
 __version__: str = _C.build_info()["version"]
 
@@ -41,3 +45,14 @@ def cuda_available() -> bool:
         >>> if fusionrt.cuda_available(): ...  # doctest: +SKIP
     """
     return bool(_C.cuda_available())
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the session layer (and what it imports) loads only when first asked for.
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

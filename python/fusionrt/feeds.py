@@ -1,0 +1,91 @@
+"""Validation of graph feeds against the manifest's input :class:`~fusionrt.bundle.TensorSpec` s.
+
+Runs on every :meth:`Session.run <fusionrt.session.Session.run>` call, so the specs are compiled once
+into plain tuples and the per-call work is a few comparisons per feed. It accepts anything with
+``shape`` and ``dtype`` (numpy arrays, torch tensors), comparing dtypes by their numpy spelling.
+
+Example:
+    >>> check = FeedChecker({"image": TensorSpec("float32", ["batch", 3, 32, 32])})  # doctest: +SKIP
+    >>> check.names(["image"]); check.batch_of({"image": np.zeros((2, 3, 32, 32), np.float32)})  # doctest: +SKIP
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .bundle import TensorSpec
+
+# Inputs a caller may leave out, and the value they take: every modality present.
+DEFAULTS = {"presence": True}
+
+
+def dtype_name(value: Any) -> str:
+    """The numpy spelling of ``value.dtype`` (``float32``, ``int64``, ``bool``) for numpy and torch alike."""
+    dtype = value.dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.name
+    return str(dtype).removeprefix("torch.")
+
+
+def _spelled(shape: Iterable[int | str]) -> str:
+    """``(batch, 3, 32, 32)``, the way shapes appear in error messages."""
+    dims = tuple(shape)
+    return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
+
+
+class FeedChecker:
+    """Checks feed names, dtypes and shapes; symbolic dims (``"batch"``) must agree across feeds."""
+
+    def __init__(self, inputs: Mapping[str, TensorSpec]) -> None:
+        self.expected = tuple(inputs)
+        self.required = frozenset(name for name in inputs if name not in DEFAULTS)
+        self._specs = tuple((name, spec.dtype, tuple(spec.shape)) for name, spec in inputs.items())
+
+    def names(self, given: Iterable[str]) -> None:
+        """Raises ValueError naming unknown and missing feeds, and listing the expected ones."""
+        given = set(given)
+        unknown = given.difference(self.expected)
+        missing = self.required.difference(given)
+        if unknown or missing:
+            problems = [f"unknown feed(s) {sorted(unknown)}"] if unknown else []
+            problems += [f"missing feed(s) {sorted(missing)}"] if missing else []
+            raise ValueError(f"{' and '.join(problems)}; expected {list(self.expected)}")
+
+    def batch_of(self, feeds: Mapping[str, Any]) -> int:
+        """Checks dtypes and shapes of ``feeds`` (names already checked); returns the batch size.
+
+        Raises TypeError for a wrong dtype and ValueError for a wrong shape, e.g. ``feed 'image' has
+        shape (1, 3, 64, 64), expected (batch, 3, 32, 32)``.
+        """
+        symbols: dict[str, tuple[int, str]] = {}
+        for name, dtype, dims in self._specs:
+            value = feeds.get(name)
+            if value is None:
+                continue
+            if dtype_name(value) != dtype:
+                raise TypeError(f"feed {name!r} is {dtype_name(value)}, expected {dtype}")
+            shape = tuple(value.shape)
+            if len(shape) != len(dims):
+                raise ValueError(f"feed {name!r} has shape {_spelled(shape)}, expected {_spelled(dims)}")
+            for size, dim in zip(shape, dims):
+                if isinstance(dim, str):
+                    seen = symbols.setdefault(dim, (size, name))
+                    if seen[0] != size:
+                        raise ValueError(
+                            f"feed {name!r} has {dim} {size}, expected {seen[0]} (the {dim} of feed {seen[1]!r})"
+                        )
+                elif size != dim:
+                    raise ValueError(f"feed {name!r} has shape {_spelled(shape)}, expected {_spelled(dims)}")
+        return symbols["batch"][0] if "batch" in symbols else 1
+
+    def defaults(self, given: Iterable[str], batch: int) -> dict[str, np.ndarray]:
+        """Numpy values for the optional inputs not in ``given`` (``presence`` → all True)."""
+        return {
+            name: np.full((batch, *dims[1:]), DEFAULTS[name], dtype=dtype)
+            for name, dtype, dims in self._specs
+            if name in DEFAULTS and name not in given
+        }
