@@ -2,6 +2,9 @@
 
 Example:
     $ fusionrt info
+    $ fusionrt info runs/late/bundle
+    $ fusionrt predict runs/late/bundle --text "what a film" --image face.png --backend onnxruntime
+    $ fusionrt export --help
     $ fusionrt op-demo --batch 8
 """
 
@@ -15,7 +18,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import _C, build_info, cuda_available
+from . import _C, backends, build_info, cuda_available
+from .bundle import PRECISIONS, read_manifest
+from .session import load
 
 # Pooled feature widths of the study's text + image backbone pairs.
 STUDY_FEATURE_SIZES = {
@@ -64,24 +69,83 @@ def op_demo(batch: int, repeats: int, seed: int) -> int:
     return 0
 
 
-def info() -> int:
-    """Prints what this build of fusionrt contains and what it can use now."""
-    print(json.dumps({"build": build_info(), "cuda_available": cuda_available()}, indent=2))
+def info(bundle: str | None = None) -> int:
+    """Prints what this build of fusionrt contains and what it can use now; with ``bundle``, also the
+    bundle's manifest summary (inputs, outputs, variants with their metrics) and which backends can run it."""
+    facts: dict[str, object] = {"build": build_info(), "cuda_available": cuda_available()}
+    if bundle is not None:
+        manifest = read_manifest(bundle)
+        summary = manifest.to_dict()
+        del summary["files"], summary["config"]  # hashes and the training config are not a summary
+        facts = {
+            "bundle": bundle,
+            **summary,
+            "backends": {name: why or "available" for name, why in backends.available(manifest).items()},
+            **facts,
+        }
+    print(json.dumps(facts, indent=2))
     return 0
+
+
+def predict(bundle: str, texts: list[str] | None, images: list[str] | None, backend: str, device: str | None,
+            precision: str) -> int:
+    """Prints the predictions for ``texts`` / ``images`` (paired in order; either may be absent) as JSON."""
+    session = load(bundle, backend=backend, device=device, precision=precision)
+    predictions = session.predict(text=texts, image=images)
+    print(json.dumps({
+        "backend": session.backend,
+        "device": session.device,
+        "precision": session.precision,
+        "predictions": [p.to_dict() for p in predictions],
+    }, indent=2))
+    return 0
+
+
+def export(argv: Sequence[str]) -> int:
+    """Delegates to the exporter, which lives in the repository's ``training`` package (not in the wheel)."""
+    try:
+        from training.export import cli_main
+    except ModuleNotFoundError as error:
+        if error.name not in ("training", "training.export"):
+            raise
+        print("fusionrt export needs the training package: run it from a fusionrt checkout "
+              "(python -m fusionrt.cli export ... in the repository root)", file=sys.stderr)
+        return 2
+    return cli_main(list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusionrt`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:  # the exporter parses its own arguments (and --help)
+        return export(argv[1:])
     parser = argparse.ArgumentParser(prog="fusionrt", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="build facts and available devices")
+    info_parser = commands.add_parser("info", help="build facts and available devices; with a bundle, its summary")
+    info_parser.add_argument("bundle", nargs="?", help="bundle directory")
+    run = commands.add_parser("predict", help="predict sentiment from raw text and images with a bundle (JSON)")
+    run.add_argument("bundle", help="bundle directory")
+    run.add_argument("--text", action="append", help="text of a sample (repeat for a batch)")
+    run.add_argument("--image", action="append", help="image file of a sample (repeat for a batch)")
+    run.add_argument("--backend", default="auto", choices=("auto", *backends.NAMES))
+    run.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
+    run.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    commands.add_parser("export", help="export a trained model to a bundle (from a fusionrt checkout)", add_help=False)
     demo = commands.add_parser("op-demo", help="run the fused concat + LayerNorm op on built-in data")
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--repeats", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "info":
-        return info()
+    try:
+        if args.command == "info":
+            return info(args.bundle)
+        if args.command == "predict":
+            if not args.text and not args.image:
+                parser.error("predict needs --text, --image or both")
+            return predict(args.bundle, args.text, args.image, args.backend, args.device, args.precision)
+    except (ValueError, RuntimeError, ImportError, OSError) as error:  # BundleError is a ValueError
+        print(f"fusionrt {args.command}: error: {error}", file=sys.stderr)
+        return 1
     return op_demo(args.batch, args.repeats, args.seed)
 
 
