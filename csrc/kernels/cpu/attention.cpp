@@ -29,14 +29,19 @@ std::string check_attention(const AttentionParams& p) {
 
 namespace {
 
-// Register blocking of the two small matrix products per tile: kRows query rows share every key and
-// value load; kLanes consecutive keys (scores) or features (outputs) are one AVX-512 or two AVX2 / four
-// NEON vectors, so kRows x kLanes accumulators fit the register file.
-constexpr int kRows = 4;
-constexpr int64_t kLanes = 16;
-// Keys per online-softmax step: the scores of a tile stay in L1, and the running max is rescaled
-// once per tile rather than once per key.
-constexpr int64_t kKeyTile = 64;
+// Register blocking of the two small matrix products per tile, like a GEMM micro-kernel: kRows query
+// rows share every key / value vector load, kLanes consecutive keys (scores) or features (outputs) share
+// every broadcast of a query feature / weight. kRows x kLanes accumulators must keep the FMA pipes busy
+// without spilling: 4 x 16 (8 AVX2 / 16 NEON registers of 16), or 8 x 32 (16 of AVX-512's 32).
+struct Blocking {
+  int rows;
+  int lanes;
+};
+constexpr Blocking kNarrow{4, 16};
+constexpr Blocking kWide{8, 32};
+// Keys per online-softmax step (a multiple of every kLanes): the scores of a tile stay in L1, and the
+// running max is rescaled once per tile rather than once per key.
+constexpr int64_t kKeyTile = 128;
 // Below this many multiply-adds (q kᵀ and p v together), waking threads costs more than the math.
 constexpr int64_t kParallelMacs = int64_t{1} << 17;
 
@@ -50,10 +55,19 @@ A* scratch(size_t elements) {
   return buffer.data();
 }
 
+// dst[0, dim_pad) = src[0, dim) in the accumulation type, zero-padded; all zeros for a null src.
+template <typename T>
+void stage_row(acc_t<T>* dst, const T* src, int64_t dim, int64_t dim_pad) {
+  const int64_t valid = src ? dim : 0;
+#pragma omp simd
+  for (int64_t d = 0; d < valid; ++d) dst[d] = load_acc(src[d]);
+  for (int64_t d = valid; d < dim_pad; ++d) dst[d] = acc_t<T>(0);
+}
+
 // One (batch, head) pair. K is staged transposed (head_dim × keys) and V as (keys × head_dim), both
 // in the accumulation type and zero-padded to kLanes multiples, so the inner loops are fixed-width
 // FMA blocks on converted data whatever the storage type and strides.
-template <typename T>
+template <typename T, int kRows, int64_t kLanes>
 FUSIONRT_SIMD_CLONES void attend_pair(const AttentionParams& p, int64_t b, int64_t h) {
   using A = acc_t<T>;
   const int64_t lk = p.lk;
@@ -61,20 +75,32 @@ FUSIONRT_SIMD_CLONES void attend_pair(const AttentionParams& p, int64_t b, int64
   const int64_t lk_pad = round_up(lk, kLanes);
   const int64_t dim_pad = round_up(dim, kLanes);
 
-  A* const kt = scratch<A>(static_cast<size_t>(2 * dim_pad * lk_pad));
+  A* const kt = scratch<A>(static_cast<size_t>((2 * dim_pad + 1) * lk_pad));
   A* const vs = kt + dim_pad * lk_pad;
+  // Additive key bias: 0 for attended keys, -inf (weight exp2(-inf) = 0) for masked and padding keys,
+  // so that applying the mask is one vector add per score block.
+  A* const key_bias = vs + lk_pad * dim_pad;
+  const uint8_t* const mask = p.key_mask ? p.key_mask + b * p.key_mask_batch_stride : nullptr;
+  const A neg_inf = -static_cast<A>(INFINITY);
   for (int64_t j = 0; j < lk_pad; ++j) {
-    const T* k = j < lk ? bhs_row(static_cast<const T*>(p.k), p.k_strides, b, h, j) : nullptr;
-    const T* v = j < lk ? bhs_row(static_cast<const T*>(p.v), p.v_strides, b, h, j) : nullptr;
+    key_bias[j] = j < lk && (mask == nullptr || mask[j] != 0) ? A(0) : neg_inf;
+  }
+  for (int64_t j = 0; j < lk_pad; ++j) {
+    stage_row(vs + j * dim_pad, j < lk ? bhs_row(static_cast<const T*>(p.v), p.v_strides, b, h, j) : nullptr, dim,
+              dim_pad);
+  }
+  // K goes through a tile of kLanes rows so that its transposed writes are contiguous runs of kLanes.
+  for (int64_t j0 = 0; j0 < lk_pad; j0 += kLanes) {
+    alignas(64) A tile[kLanes][AttentionParams::kMaxHeadDim];
+    for (int64_t jj = 0; jj < kLanes; ++jj) {
+      const int64_t j = j0 + jj;
+      stage_row(tile[jj], j < lk ? bhs_row(static_cast<const T*>(p.k), p.k_strides, b, h, j) : nullptr, dim, dim_pad);
+    }
     for (int64_t d = 0; d < dim_pad; ++d) {
-      const bool inside = k != nullptr && d < dim;
-      kt[d * lk_pad + j] = inside ? load_acc(k[d]) : A(0);
-      vs[j * dim_pad + d] = inside ? load_acc(v[d]) : A(0);
+      for (int64_t jj = 0; jj < kLanes; ++jj) kt[d * lk_pad + j0 + jj] = tile[jj][d];
     }
   }
-  const uint8_t* const mask = p.key_mask ? p.key_mask + b * p.key_mask_batch_stride : nullptr;
   const A q_scale = base2_scale<A>(p.scale);
-  const A neg_inf = -static_cast<A>(INFINITY);
 
   for (int64_t i0 = 0; i0 < p.lq; i0 += kRows) {
     const int rows = static_cast<int>(p.lq - i0 < kRows ? p.lq - i0 : kRows);
@@ -91,7 +117,12 @@ FUSIONRT_SIMD_CLONES void attend_pair(const AttentionParams& p, int64_t b, int64
     for (int64_t t0 = 0; t0 < lk; t0 += kKeyTile) {
       const int64_t n = lk - t0 < kKeyTile ? lk - t0 : kKeyTile;
       const int64_t n_pad = round_up(n, kLanes);
-      // Scores: kRows × kLanes accumulators live in registers across the head_dim loop.
+      // Scores: kRows × kLanes accumulators live in registers across the head_dim loop. The key bias
+      // is added as the block is stored; lane-wise maxima follow.
+      A lane_max[kRows][kLanes];
+      for (int r = 0; r < kRows; ++r) {
+        for (int64_t jj = 0; jj < kLanes; ++jj) lane_max[r][jj] = neg_inf;
+      }
       for (int64_t j0 = 0; j0 < n_pad; j0 += kLanes) {
         A block[kRows][kLanes] = {};
         for (int64_t d = 0; d < dim; ++d) {
@@ -101,22 +132,20 @@ FUSIONRT_SIMD_CLONES void attend_pair(const AttentionParams& p, int64_t b, int64
             for (int64_t jj = 0; jj < kLanes; ++jj) block[r][jj] += q[r][d] * kd[jj];
           }
         }
+        const A* bias = key_bias + t0 + j0;
         for (int r = 0; r < kRows; ++r) {
-          for (int64_t jj = 0; jj < kLanes; ++jj) s[r][j0 + jj] = block[r][jj];
-        }
-      }
-      // Padding keys and masked keys get -inf: weight exp2(-inf) = 0.
-      for (int r = 0; r < rows; ++r) {
 #pragma omp simd
-        for (int64_t j = 0; j < n_pad; ++j) {
-          const bool attended = j < n && (mask == nullptr || mask[t0 + j] != 0);
-          s[r][j] = attended ? s[r][j] : neg_inf;
+          for (int64_t jj = 0; jj < kLanes; ++jj) {
+            const A score = block[r][jj] + bias[jj];
+            s[r][j0 + jj] = score;
+            lane_max[r][jj] = score > lane_max[r][jj] ? score : lane_max[r][jj];
+          }
         }
       }
       for (int r = 0; r < rows; ++r) {
         A tile_max = neg_inf;
 #pragma omp simd reduction(max : tile_max)
-        for (int64_t j = 0; j < n_pad; ++j) tile_max = s[r][j] > tile_max ? s[r][j] : tile_max;
+        for (int64_t jj = 0; jj < kLanes; ++jj) tile_max = lane_max[r][jj] > tile_max ? lane_max[r][jj] : tile_max;
         if (tile_max == neg_inf) {  // no attended key in this tile: contributes nothing
           for (int64_t j = 0; j < n_pad; ++j) s[r][j] = A(0);
           continue;
@@ -168,10 +197,12 @@ void attention_cpu(const AttentionParams& p) {
   if (!error.empty()) throw std::invalid_argument(error);
   const int64_t pairs = p.batch * p.heads;
   const int64_t macs = pairs * p.lq * p.lk * p.head_dim * 2;
+  const bool wide = cpu_has_avx512();
   dispatch_dtype(p.dtype, [&](auto tag) {
     using T = decltype(tag);
+    const auto attend = wide ? attend_pair<T, kWide.rows, kWide.lanes> : attend_pair<T, kNarrow.rows, kNarrow.lanes>;
 #pragma omp parallel for schedule(static) if (macs >= kParallelMacs)
-    for (int64_t pair = 0; pair < pairs; ++pair) attend_pair<T>(p, pair / p.heads, pair % p.heads);
+    for (int64_t pair = 0; pair < pairs; ++pair) attend(p, pair / p.heads, pair % p.heads);
   });
 }
 

@@ -11,3 +11,17 @@
 #else
 #define FUSIONRT_SIMD_CLONES
 #endif
+
+namespace fusionrt {
+
+// Whether the clones run with 16-lane float registers (AVX-512), for loops whose register tiling
+// depends on the vector width.
+inline bool cpu_has_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+}  // namespace fusionrt
