@@ -194,7 +194,7 @@ def _multihead_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: Optional[torch.Tensor], scale: Optional[float]
 ) -> torch.Tensor:
     _check_attention(q, k, v, key_padding_mask)
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    out = torch.empty_like(q, memory_format=torch.contiguous_format)
     stream = torch.cuda.current_stream(q.device).cuda_stream if q.is_cuda else 0
     _C.multihead_attention(
         _as_kernel_arg(q),
