@@ -96,8 +96,15 @@ FUSIONRT_SIMD_CLONES void attend_pair(const AttentionParams& p, int64_t b, int64
       const int64_t j = j0 + jj;
       stage_row(tile[jj], j < lk ? bhs_row(static_cast<const T*>(p.k), p.k_strides, b, h, j) : nullptr, dim, dim_pad);
     }
-    for (int64_t d = 0; d < dim_pad; ++d) {
-      for (int64_t jj = 0; jj < kLanes; ++jj) kt[d * lk_pad + j0 + jj] = tile[jj][d];
+    // 8 x 8 blocks of fixed size, which the compiler turns into register shuffles.
+    for (int64_t d0 = 0; d0 < dim_pad; d0 += 8) {
+      for (int64_t c0 = 0; c0 < kLanes; c0 += 8) {
+#pragma GCC unroll 8
+        for (int64_t a = 0; a < 8; ++a) {
+#pragma GCC unroll 8
+          for (int64_t c = 0; c < 8; ++c) kt[(d0 + a) * lk_pad + j0 + c0 + c] = tile[c0 + c][d0 + a];
+        }
+      }
     }
   }
   const A q_scale = base2_scale<A>(p.scale);
