@@ -2,7 +2,9 @@
 
 #include <sstream>
 
-#include "dlpack_abi.h"
+#if FUSIONRT_WITH_CUDA
+#include "kernels/cuda/cuda_check.h"
+#endif
 
 namespace py = pybind11;
 
@@ -111,6 +113,81 @@ ArrayView view_dlpack(py::handle obj, const std::string& name, intptr_t cuda_str
   return view;
 }
 
+// numpy's element type in DLPack's terms (kind + item size), for view_array.
+dlpack::DataType numpy_element_type(const py::dtype& dtype, const std::string& name) {
+  const char order = dtype.byteorder();
+  const auto bits = static_cast<uint8_t>(dtype.itemsize() * 8);
+  if (order == '=' || order == '|' || order == '<') {
+    switch (dtype.kind()) {
+      case 'f': return {dlpack::kFloat, bits, 1};
+      case 'i': return {dlpack::kInt, bits, 1};
+      case 'u': return {dlpack::kUInt, bits, 1};
+      case 'b': return {dlpack::kBool, bits, 1};
+      default: break;
+    }
+  }
+  throw py::type_error(name + " has dtype " + std::string(py::str(dtype)) +
+                       ", expected a native-order float, int, uint or bool dtype");
+}
+
+// A __cuda_array_interface__ (version 2 or 3) producer: always CUDA memory.
+ArrayView view_cuda_array_interface(py::handle obj, const std::string& name, intptr_t cuda_stream,
+                                    dlpack::DataType& type) {
+  const auto interface = obj.attr("__cuda_array_interface__").cast<py::dict>();
+  ArrayView view;
+  view.name = name;
+  // typestr is numpy's array-interface spelling ("<f4", "|b1"), which numpy parses for us.
+  type = numpy_element_type(py::dtype(interface["typestr"].cast<std::string>()), name);
+  const auto data = interface["data"].cast<std::pair<uintptr_t, bool>>();
+  view.data = reinterpret_cast<void*>(data.first);
+  view.writeable = !data.second;
+  view.shape = interface["shape"].cast<std::vector<int64_t>>();
+  const int64_t itemsize = type.bits / 8;
+  if (interface.contains("strides") && !interface["strides"].is_none()) {
+    for (const int64_t stride : interface["strides"].cast<std::vector<int64_t>>()) {
+      if (stride % itemsize != 0) {
+        throw py::value_error(name + " has a byte stride of " + std::to_string(stride) + ", not a multiple of its item size");
+      }
+      view.strides.push_back(stride / itemsize);
+    }
+  } else {
+    view.strides.resize(view.shape.size());
+    int64_t stride = 1;
+    for (size_t i = view.shape.size(); i-- > 0;) {
+      view.strides[i] = stride;
+      stride *= view.shape[i];
+    }
+  }
+#if FUSIONRT_WITH_CUDA
+  cudaPointerAttributes attributes{};
+  if (view.data != nullptr) {
+    throw_on_cuda_error(cudaPointerGetAttributes(&attributes, view.data), (name + ": cudaPointerGetAttributes").c_str());
+  }
+  view.device = {DeviceKind::kCUDA, attributes.device};
+  // Version 3: the producer's work on `stream` must finish before the consumer reads (None: nothing pending).
+  if (interface.contains("stream") && !interface["stream"].is_none()) {
+    const auto producer = interface["stream"].cast<intptr_t>();
+    if (producer != cuda_stream) {
+      // 1 and 2 are the interface's names for the legacy and per-thread default streams.
+      const auto to_stream = [](intptr_t s) {
+        return s == 1 ? cudaStreamLegacy : s == 2 ? cudaStreamPerThread : reinterpret_cast<cudaStream_t>(s);
+      };
+      cudaEvent_t ready = nullptr;
+      throw_on_cuda_error(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+      cudaError_t status = cudaEventRecord(ready, to_stream(producer));
+      if (status == cudaSuccess) status = cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(cuda_stream), ready, 0);
+      cudaEventDestroy(ready);
+      throw_on_cuda_error(status, (name + ": ordering its producer's stream before ours").c_str());
+    }
+  }
+#else
+  (void)cuda_stream;
+  throw py::value_error(name + " is CUDA memory (__cuda_array_interface__), but this fusionrt was built without CUDA");
+#endif
+  view.owner = py::reinterpret_borrow<py::object>(obj);
+  return view;
+}
+
 bool is_dlpack(py::handle obj) { return py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__"); }
 
 [[noreturn]] void throw_not_an_array(py::handle obj, const std::string& name) {
@@ -172,6 +249,17 @@ ArrayView view_mask(py::handle obj, const std::string& name, intptr_t cuda_strea
                          std::to_string(type.bits) + ", lanes " + std::to_string(type.lanes) + "), expected bool");
   }
   return view;
+}
+
+ArrayView view_array(py::handle obj, const std::string& name, intptr_t cuda_stream, dlpack::DataType& type) {
+  if (py::isinstance<py::array>(obj)) {
+    const auto array = py::reinterpret_borrow<py::array>(obj);
+    type = numpy_element_type(array.dtype(), name);
+    return view_numpy(array, name);
+  }
+  if (is_dlpack(obj)) return view_dlpack(obj, name, cuda_stream, type);
+  if (py::hasattr(obj, "__cuda_array_interface__")) return view_cuda_array_interface(obj, name, cuda_stream, type);
+  throw_not_an_array(obj, name);
 }
 
 void expect_same_device(const ArrayView& view, const ArrayView& reference) {

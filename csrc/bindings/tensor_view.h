@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dlpack_abi.h"
 #include "kernels/numeric.h"
 
 namespace fusionrt::bindings {
@@ -50,6 +51,12 @@ TensorView view_tensor(pybind11::handle obj, const std::string& name, intptr_t c
 
 // Views `obj` as a boolean mask (numpy bool_ or DLPack bool): one byte per element, 0 or 1.
 ArrayView view_mask(pybind11::handle obj, const std::string& name, intptr_t cuda_stream);
+
+// Views `obj` whatever its element type, reported in DLPack's terms in `type`: a numpy array, a
+// DLPack producer, or a __cuda_array_interface__ producer (CuPy, Numba, ...). For CUDA memory,
+// `cuda_stream` is the stream that will read it: DLPack producers order their pending work before
+// it, and an interface's `stream` is made to precede it.
+ArrayView view_array(pybind11::handle obj, const std::string& name, intptr_t cuda_stream, dlpack::DataType& type);
 
 // Throws ValueError unless `view` is on the device of `reference`.
 void expect_same_device(const ArrayView& view, const ArrayView& reference);
