@@ -42,7 +42,7 @@ test: install trt-check
 # Compiles csrc/tensorrt/ against every TensorRT header set, so both JetPack generations stay buildable
 # on machines without TensorRT; skips (and succeeds) when the headers are absent.
 trt-check:
-	tools/trt_check.sh "$(TRT_HEADERS)" "$(CUDA_INCLUDE)"
+	PYBIND11_INCLUDES="$$($(PY) -m pybind11 --includes 2>/dev/null)" tools/trt_check.sh "$(TRT_HEADERS)" "$(CUDA_INCLUDE)"
 
 bench: install
 	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,max,rounds

@@ -1,14 +1,27 @@
 # libfusionrt_plugins.so: every fusionrt TensorRT plugin in one library that IPluginRegistry::loadLibrary
-# and `trtexec --dynamicPlugins` load. Needs the fusionrt_kernels target; a no-op without TensorRT.
+# and `trtexec --dynamicPlugins` load, and the source lists of the engine runtime linked into
+# fusionrt._C. Needs the fusionrt_kernels target; a no-op without TensorRT.
 if(NOT FUSIONRT_WITH_TENSORRT)
   return()
 endif()
 
-add_library(fusionrt_plugins SHARED
-  ${PROJECT_SOURCE_DIR}/csrc/tensorrt/logging.cpp
-  ${PROJECT_SOURCE_DIR}/csrc/tensorrt/plugin_registry.cpp
-  ${PROJECT_SOURCE_DIR}/csrc/tensorrt/concat_layernorm/ConcatLayerNormFields.cpp
-  ${PROJECT_SOURCE_DIR}/csrc/tensorrt/concat_layernorm/ConcatLayerNormPlugin.cpp)
+set(_trt ${PROJECT_SOURCE_DIR}/csrc/tensorrt)
+# What both the plugin library and fusionrt._C's engine runtime compile; the field rules
+# (ConcatLayerNormFields.cpp) are among _C's sources in every build, so they are listed apart.
+set(FUSIONRT_TRT_PLUGIN_SOURCES
+  ${_trt}/logging.cpp
+  ${_trt}/plugin_registry.cpp
+  ${_trt}/concat_layernorm/ConcatLayerNormPlugin.cpp)
+# The engine runtime fusionrt._C links in (runtime/ShapeRules.cpp and TensorTypes.cpp, TensorRT-free,
+# are among _C's sources in every build).
+set(FUSIONRT_TRT_RUNTIME_SOURCES
+  ${FUSIONRT_TRT_PLUGIN_SOURCES}
+  ${_trt}/runtime/EngineLogger.cpp
+  ${_trt}/runtime/StagedBuffer.cpp
+  ${_trt}/runtime/CudaGraphCache.cpp
+  ${_trt}/runtime/EngineRunner.cpp)
+
+add_library(fusionrt_plugins SHARED ${FUSIONRT_TRT_PLUGIN_SOURCES} ${_trt}/concat_layernorm/ConcatLayerNormFields.cpp)
 target_include_directories(fusionrt_plugins SYSTEM PRIVATE ${TensorRT_INCLUDE_DIR})
 target_link_libraries(fusionrt_plugins PRIVATE fusionrt_kernels ${TensorRT_LIBRARY})
 target_compile_options(fusionrt_plugins PRIVATE -Wall -Wextra)

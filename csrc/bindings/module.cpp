@@ -83,6 +83,10 @@ py::dict plugin_specs() {
       py::arg("fields") = py::dict(py::arg("eps") = CLN::kFieldEps, py::arg("num_inputs") = CLN::kFieldNumInputs,
                                    py::arg("has_weight") = CLN::kFieldHasWeight,
                                    py::arg("has_bias") = CLN::kFieldHasBias));
+  using MHA = s::MultiheadAttention;
+  specs["multihead_attention"] = py::dict(
+      py::arg("name") = MHA::kName, py::arg("version") = MHA::kVersion,
+      py::arg("fields") = py::dict(py::arg("scale") = MHA::kFieldScale, py::arg("has_mask") = MHA::kFieldHasMask));
   return specs;
 }
 
@@ -97,4 +101,9 @@ PYBIND11_MODULE(_C, m) {
   fusionrt::bindings::bind_attention(m);
   fusionrt::bindings::bind_numeric_testing(m);
   fusionrt::bindings::bind_plugin_fields(m);
+  fusionrt::bindings::bind_engine_rules(m);
+  fusionrt::bindings::bind_cuda_device(m);
+#if FUSIONRT_WITH_TENSORRT
+  fusionrt::bindings::bind_engine_runner(m);
+#endif
 }

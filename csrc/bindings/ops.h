@@ -9,5 +9,8 @@ void bind_concat_layernorm(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
 void bind_numeric_testing(pybind11::module_& m);
 void bind_plugin_fields(pybind11::module_& m);
+void bind_engine_rules(pybind11::module_& m);
+void bind_cuda_device(pybind11::module_& m);
+void bind_engine_runner(pybind11::module_& m);  // only in builds with TensorRT
 
 }  // namespace fusionrt::bindings

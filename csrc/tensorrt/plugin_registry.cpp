@@ -1,6 +1,5 @@
 #include "tensorrt/plugin_registry.h"
 
-#include <algorithm>
 #include <array>
 #include <mutex>
 #include <string>
@@ -27,10 +26,13 @@ Creators& creators() {
   return instance;
 }
 
-bool isRegistered(nvinfer1::IPluginRegistry const& registry, nvinfer1::IPluginCreatorInterface const* creator) {
-  int32_t count = 0;
-  nvinfer1::IPluginCreatorInterface* const* registered = registry.getAllCreators(&count);
-  return registered != nullptr && std::find(registered, registered + count, creator) != registered + count;
+// Registered by this copy, or by another copy of the plugins in the same TensorRT (fusionrt._C's
+// runtime and libfusionrt_plugins.so loaded by the tensorrt Python package): the same plugins either
+// way, and registering twice would be refused with an error.
+bool isRegistered(nvinfer1::IPluginRegistry& registry, nvinfer1::IPluginCreatorInterface* creator) {
+  // Every fusionrt creator is an IPluginCreatorV3One (Creators holds nothing else).
+  auto const* v3 = static_cast<nvinfer1::IPluginCreatorV3One const*>(creator);
+  return registry.getCreator(v3->getPluginName(), v3->getPluginVersion(), v3->getPluginNamespace()) != nullptr;
 }
 
 }  // namespace

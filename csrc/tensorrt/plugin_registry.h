@@ -10,9 +10,9 @@
 namespace fusionrt::trt {
 
 // Registers every fusionrt plugin creator with `registry` under specs::kPluginNamespace. Idempotent
-// and thread-safe: creators already in `registry` are left alone, so calling it from several places
-// (or threads) is fine. False, after logging why, when TensorRT refused a creator, e.g. because
-// another copy of the library registered the same plugin first.
+// and thread-safe: a plugin `registry` already has (from this code or another copy of it, such as
+// libfusionrt_plugins.so loaded beside fusionrt._C) is left alone, so calling it from several places
+// (or threads) is fine. False, after logging why, when TensorRT refused a creator.
 bool registerPlugins(nvinfer1::IPluginRegistry& registry) noexcept;
 
 }  // namespace fusionrt::trt
