@@ -17,4 +17,14 @@ struct ConcatLayerNorm {
   static constexpr char kFieldHasBias[] = "has_bias";       // int32, 0 or 1
 };
 
+// Node inputs: q (batch, heads, Lq, head_dim), k and v (batch, heads, Lk, head_dim), then the key
+// padding mask (batch, Lk) bool, True = attend, if has_mask. One output shaped like q; rows with no
+// attended key are zeros.
+struct MultiheadAttention {
+  static constexpr char kName[] = "FusionrtMultiheadAttention";
+  static constexpr char kVersion[] = "1";
+  static constexpr char kFieldScale[] = "scale";        // float32, multiplies q kᵀ
+  static constexpr char kFieldHasMask[] = "has_mask";   // int32, 0 or 1
+};
+
 }  // namespace fusionrt::specs

@@ -28,14 +28,15 @@ PLUGIN_DOMAIN = _C.plugin_specs()["namespace"]
 
 
 @cache
-def _plugin_op(spec_key: str, input_types: tuple[str, ...]) -> Any:
-    """An onnxscript op for a plugin node with variadic float inputs and the spec's attributes."""
+def _plugin_op(spec_key: str, input_types: tuple[str, ...], mask_input: bool = False) -> Any:
+    """An onnxscript op for a plugin node with the spec's attributes and variadic float inputs, or with
+    float inputs q, k, v and an optional bool mask (``mask_input``)."""
     onnxscript = require("onnxscript")
     defs = require("onnx.defs")
     spec = _C.plugin_specs()[spec_key]
     schema_type = defs.OpSchema
     param = schema_type.FormalParameter
-    attribute_types = {"eps": schema_type.AttrType.FLOAT}
+    attribute_types = {"eps": schema_type.AttrType.FLOAT, "scale": schema_type.AttrType.FLOAT}
     attributes = [
         schema_type.Attribute(field, attribute_types.get(key, schema_type.AttrType.INT), key)
         for key, field in spec["fields"].items()
@@ -44,9 +45,15 @@ def _plugin_op(spec_key: str, input_types: tuple[str, ...]) -> Any:
         spec["name"],
         PLUGIN_DOMAIN,
         1,
-        inputs=[param("inputs", "T", param_option=schema_type.FormalParameterOption.Variadic)],
+        inputs=(
+            [param(name, "T") for name in ("q", "k", "v")]
+            + [param("key_padding_mask", "M", param_option=schema_type.FormalParameterOption.Optional)]
+            if mask_input
+            else [param("inputs", "T", param_option=schema_type.FormalParameterOption.Variadic)]
+        ),
         outputs=[param("output", "T")],
-        type_constraints=[("T", list(input_types), "float tensors")],
+        type_constraints=[("T", list(input_types), "float tensors")]
+        + ([("M", ["tensor(bool)"], "bool mask")] if mask_input else []),
         attributes=attributes,
     )
     opset = onnxscript.values.Opset(PLUGIN_DOMAIN, 1)
@@ -81,6 +88,37 @@ def concat_layernorm_plugin(inputs: Sequence[Any], weight: Any = None, bias: Any
     return node(*inputs, *affine, plugin_version=spec["version"], plugin_namespace=PLUGIN_DOMAIN, **attributes)
 
 
+def _attention_scale(q: Any, scale: float | None) -> float:
+    """The op's default scale, 1 / sqrt(head_dim), from the exported graph's static head_dim."""
+    return float(scale) if scale is not None else float(q.shape[-1]) ** -0.5
+
+
+def multihead_attention_standard(q: Any, k: Any, v: Any, key_padding_mask: Any = None, scale: float | None = None) -> Any:
+    """``fusionrt::multihead_attention`` as MatMul + Softmax + MatMul; rows with no key are zeros."""
+    op = require("onnxscript").opset18
+    factor = op.CastLike(op.Constant(value_float=_attention_scale(q, scale)), q)
+    scores = op.Mul(op.MatMul(q, op.Transpose(k, perm=[0, 1, 3, 2])), factor)
+    if key_padding_mask is None:
+        return op.MatMul(op.Softmax(scores, axis=-1), v)
+    attended = op.Unsqueeze(key_padding_mask, op.Constant(value_ints=[1, 2]))  # (batch, 1, 1, Lk)
+    zero = op.CastLike(op.Constant(value_float=0.0), q)
+    scores = op.Where(attended, scores, op.CastLike(op.Constant(value_float=float("-inf")), q))
+    out = op.MatMul(op.Softmax(scores, axis=-1), v)
+    # Softmax over no key is NaN; the op defines such rows as zeros.
+    has_key = op.ReduceMax(op.Cast(attended, to=1), op.Constant(value_ints=[-1]), keepdims=1)  # float
+    return op.Where(op.Greater(has_key, op.Constant(value_float=0.0)), out, zero)
+
+
+def multihead_attention_plugin(q: Any, k: Any, v: Any, key_padding_mask: Any = None, scale: float | None = None) -> Any:
+    """``fusionrt::multihead_attention`` as one FusionrtMultiheadAttention plugin node."""
+    spec = _C.plugin_specs()["multihead_attention"]
+    fields = spec["fields"]
+    attributes = {fields["scale"]: _attention_scale(q, scale), fields["has_mask"]: int(key_padding_mask is not None)}
+    node = _plugin_op("multihead_attention", _FLOAT_TYPES, mask_input=True)
+    mask = () if key_padding_mask is None else (key_padding_mask,)
+    return node(q, k, v, *mask, plugin_version=spec["version"], plugin_namespace=PLUGIN_DOMAIN, **attributes)
+
+
 def translation_table(plugins: bool = False) -> dict[Any, Callable[..., Any]]:
     """``custom_translation_table`` for ``torch.onnx.export``: every fusionrt op, as standard ONNX ops
     (``plugins=False``, for ``model.onnx``) or as TensorRT plugin nodes (``plugins=True``)."""
@@ -89,5 +127,8 @@ def translation_table(plugins: bool = False) -> dict[Any, Callable[..., Any]]:
     return {
         torch.ops.fusionrt.fused_concat_layernorm.default: (
             concat_layernorm_plugin if plugins else concat_layernorm_standard
+        ),
+        torch.ops.fusionrt.multihead_attention.default: (
+            multihead_attention_plugin if plugins else multihead_attention_standard
         ),
     }
