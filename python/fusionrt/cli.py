@@ -5,6 +5,7 @@ Example:
     $ fusionrt info runs/late/bundle
     $ fusionrt predict runs/late/bundle --text "what a film" --image face.png --backend onnxruntime
     $ fusionrt export --help
+    $ fusionrt build runs/late/bundle --precision fp16
     $ fusionrt op-demo --batch 8
 """
 
@@ -114,6 +115,32 @@ def export(argv: Sequence[str]) -> int:
     return cli_main(list(argv))
 
 
+def add_build_command(commands: argparse._SubParsersAction) -> None:
+    """``fusionrt build BUNDLE``: the bundle's TensorRT engine for this GPU, built or from its cache."""
+    build = commands.add_parser("build", help="build (or find cached) the bundle's TensorRT engine for this GPU")
+    build.add_argument("bundle", help="bundle directory")
+    build.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    build.add_argument("--max-batch", type=int, default=8, help="largest batch the engine accepts (default 8)")
+    build.add_argument("--opt-batch", type=int, default=1, help="batch the engine is tuned for (default 1)")
+    build.add_argument("--workspace-mib", type=int, default=None, help="builder workspace limit in MiB")
+    build.add_argument("--rebuild", action="store_true", help="build even when a valid engine is cached")
+    build.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
+
+
+def build(args: argparse.Namespace) -> int:
+    """Builds (or finds) the engine and prints its path and key as JSON."""
+    from .engine_builder import build_engine
+    from .engine_cache import EngineCache
+
+    workspace = None if args.workspace_mib is None else args.workspace_mib << 20
+    path = build_engine(args.bundle, precision=args.precision, max_batch=args.max_batch, opt_batch=args.opt_batch,
+                        workspace=workspace, rebuild=args.rebuild, verbose=args.verbose)
+    entry = EngineCache(args.bundle).read(path.with_suffix(".json"))
+    print(json.dumps({"engine": str(path), "key": entry.key.to_dict(), "onnx": entry.onnx, "build": entry.build},
+                     indent=2))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusionrt`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -131,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
     run.add_argument("--precision", default="fp32", choices=PRECISIONS)
     commands.add_parser("export", help="export a trained model to a bundle (from a fusionrt checkout)", add_help=False)
+    add_build_command(commands)
     demo = commands.add_parser("op-demo", help="run the fused concat + LayerNorm op on built-in data")
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--repeats", type=int, default=2000)
@@ -143,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.text and not args.image:
                 parser.error("predict needs --text, --image or both")
             return predict(args.bundle, args.text, args.image, args.backend, args.device, args.precision)
+        if args.command == "build":
+            return build(args)
     except (ValueError, RuntimeError, ImportError, OSError) as error:  # BundleError is a ValueError
         print(f"fusionrt {args.command}: error: {error}", file=sys.stderr)
         return 1
