@@ -141,3 +141,88 @@ def test_engine_matches_torch(creator, torch_cuda, dtype, widths, has_weight, ha
                                               None if bias is None else bias.float(), eps)
     tolerance = {"float32": 1e-5, "float16": 2e-3}[dtype]
     torch.testing.assert_close(y.float(), expected, atol=tolerance * 4, rtol=tolerance)
+
+
+# --- engines built from an exported bundle, run by fusionrt's runtime, against ONNX Runtime ----------
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    if not hasattr(_C, "EngineRunner"):
+        pytest.skip("fusionrt was built without TensorRT: no _C.EngineRunner")
+    if not fusionrt.cuda_available():
+        pytest.skip("needs a CUDA GPU")
+    return _C.EngineRunner
+
+
+@pytest.fixture(scope="module")
+def late_bundle(tmp_path_factory):
+    tiny_bundles = pytest.importorskip("tiny_bundles", reason="needs tests/tiny_bundles.py (the exporter's tiny bundles)")
+    return tiny_bundles.tiny_bundle(tmp_path_factory, "late", ("fp32", "fp16", "int8"))
+
+
+def random_feeds(manifest, batch, rng):
+    feeds = {}
+    for name, spec in manifest.inputs.items():
+        shape = [batch if d == "batch" else d for d in spec.shape]
+        if spec.dtype == "int64" and name == "input_ids":
+            feeds[name] = rng.integers(0, 1000, shape, dtype=np.int64)
+        elif spec.dtype == "int64":
+            feeds[name] = np.ones(shape, np.int64)
+        elif spec.dtype == "bool":
+            feeds[name] = rng.random(shape) < 0.8
+        else:
+            feeds[name] = rng.standard_normal(shape).astype(spec.dtype)
+    return feeds
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-3), ("fp16", 5e-2)])
+@pytest.mark.parametrize("cuda_graphs", [False, True])
+def test_bundle_engine_matches_onnxruntime(runtime, late_bundle, precision, atol, cuda_graphs, rng):
+    ort = pytest.importorskip("onnxruntime")
+    from fusionrt.bundle import read_manifest
+    from fusionrt.engine_builder import build_engine
+
+    manifest = read_manifest(late_bundle)
+    path = build_engine(late_bundle, precision=precision, max_batch=4)
+    assert build_engine(late_bundle, precision=precision, max_batch=4) == path  # cached
+    runner = runtime(path, device=0, cuda_graphs=cuda_graphs)
+    assert [t["name"] for t in runner.inputs] == list(manifest.inputs)  # the exporter's input order
+    reference = ort.InferenceSession(str(late_bundle / manifest.variants["fp32"].onnx), providers=["CPUExecutionProvider"])
+    for batch in (1, 3, 1, 4, 3):  # new shapes, repeats (graph replays) and buffer growth
+        feeds = random_feeds(manifest, batch, rng)
+        got = runner.run(feeds)
+        expected = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, feeds)))
+        assert set(got) == set(expected)
+        for name, value in expected.items():
+            np.testing.assert_allclose(got[name], value, atol=atol, rtol=atol, err_msg=f"{name}, batch {batch}")
+
+
+@pytest.mark.cuda
+def test_runner_accepts_device_tensors_and_reports_bad_feeds(runtime, late_bundle, rng):
+    torch = pytest.importorskip("torch")
+    from fusionrt.bundle import read_manifest
+    from fusionrt.engine_builder import build_engine
+
+    manifest = read_manifest(late_bundle)
+    runner = runtime(build_engine(late_bundle, max_batch=4), device=0)
+    feeds = random_feeds(manifest, 2, rng)
+    on_host = runner.run(feeds)
+    on_device = runner.run({k: torch.from_numpy(v).cuda() for k, v in feeds.items()})
+    for name in on_host:
+        np.testing.assert_allclose(on_device[name], on_host[name], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="missing input 'image'"):
+        runner.run({k: v for k, v in feeds.items() if k != "image"})
+    with pytest.raises(ValueError, match=r"input 'image' has shape \(5, .*expected \(1\.\.4, "):
+        runner.run(random_feeds(manifest, 5, rng))
+    with pytest.raises(ValueError, match="input 'input_ids' is int32, expected int64"):
+        runner.run(feeds | {"input_ids": feeds["input_ids"].astype(np.int32)})
+
+
+@pytest.mark.cuda
+def test_corrupt_engine_raises_with_tensorrt_message(runtime, tmp_path):
+    path = tmp_path / "corrupt.engine"
+    path.write_bytes(b"\0" * 4096)
+    with pytest.raises(RuntimeError, match="deserialising the engine failed: .+"):
+        runtime(path)
