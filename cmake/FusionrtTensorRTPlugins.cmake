@@ -25,6 +25,7 @@ add_library(fusionrt_plugins SHARED ${FUSIONRT_TRT_PLUGIN_SOURCES} ${_trt}/conca
 target_include_directories(fusionrt_plugins SYSTEM PRIVATE ${TensorRT_INCLUDE_DIR})
 target_link_libraries(fusionrt_plugins PRIVATE fusionrt_kernels ${TensorRT_LIBRARY})
 target_compile_options(fusionrt_plugins PRIVATE -Wall -Wextra)
+target_compile_definitions(fusionrt_plugins PRIVATE FUSIONRT_PLUGIN_LIBRARY=1)
 # Only getCreators and setLoggerFinder are the library's interface: hide our symbols and those of the
 # static archives linked in (kernels, static CUDA runtime), so they cannot clash with the host's.
 set_target_properties(fusionrt_plugins PROPERTIES CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)

@@ -8,8 +8,13 @@
 #include "tensorrt/concat_layernorm/ConcatLayerNormPlugin.h"
 #include "tensorrt/logging.h"
 
-// The library is built with hidden visibility; TensorRT's loader looks up exactly these two names.
+// libfusionrt_plugins.so is built with hidden visibility; TensorRT's loader looks up exactly these two
+// names in it. fusionrt._C links the plugins in too, and keeps them hidden there.
+#if FUSIONRT_PLUGIN_LIBRARY
 #define FUSIONRT_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
+#else
+#define FUSIONRT_PLUGIN_EXPORT extern "C"
+#endif
 
 namespace fusionrt::trt {
 namespace {
