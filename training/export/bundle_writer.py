@@ -1,0 +1,161 @@
+"""``export_bundle``: a trained FusionModel -> a complete bundle directory (see :mod:`fusionrt.bundle`).
+
+Example:
+    >>> manifest = export_bundle(model, "runs/late/bundle", model_name="late_mobilenetv2",
+    ...                          tokenizer="tokenizer.json", text_max_length=64,
+    ...                          calibration=train_loader, evaluation=test_loader)  # doctest: +SKIP
+    >>> manifest.variants["int8"].metrics["delta_Has0_acc_2"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import fusionrt
+from fusionrt.bundle import (
+    MANIFEST_NAME,
+    PRECISIONS,
+    ImageSpec,
+    Manifest,
+    OutputSpec,
+    TextSpec,
+    Variant,
+    atomic_directory,
+    hash_files,
+    write_manifest,
+)
+
+from .evaluation import ACCURACY_TOLERANCE, check_tolerance, evaluate_variants
+from .graph_io import input_specs, output_specs
+from .onnx_export import check_parity, export_program, write_onnx
+from .precision import CALIBRATION_SAMPLES, convert_fp16, quantize_int8
+
+ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+PLUGINS_FILE = "model.plugins.onnx"
+PROGRAM_FILE = "model.pt2"
+TOKENIZER_FILE = "tokenizer.json"
+SCORE_RANGE = [-3.0, 3.0]  # CMU-MOSI sentiment
+
+
+def export_bundle(
+    model: torch.nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    model_name: str,
+    tokenizer: str | os.PathLike[str] | Any,
+    text_max_length: int,
+    calibration: Iterable[Mapping[str, Any]] | None = None,
+    evaluation: Iterable[Mapping[str, Any]] | None = None,
+    precisions: Sequence[str] = PRECISIONS,
+    overwrite: bool = False,
+    calibration_samples: int = CALIBRATION_SAMPLES,
+    calibration_method: str = "percentile",
+    accuracy_tolerance: float | None = ACCURACY_TOLERANCE,
+) -> Manifest:
+    """Exports ``model`` (a :class:`training.models.FusionModel`) as a bundle at ``path``.
+
+    The bundle is built beside ``path`` and renamed into place when complete, so a failure at any step
+    leaves no bundle (and an existing one untouched).
+
+    Args:
+        model_name: recorded in the manifest (e.g. the registry name the model was created from).
+        tokenizer: path to a Hugging Face ``tokenizer.json`` or a ``tokenizers.Tokenizer``.
+        text_max_length: the fixed text length L of the graph (the Session pads to it).
+        calibration: collated training batches; required for ``"int8"``.
+        evaluation: collated batches with labels; when given, every variant's metrics are measured
+            and lower precisions must stay within ``accuracy_tolerance`` of fp32's Has0_acc_2.
+        precisions: variants to write; ``"fp32"`` is always written.
+        calibration_samples, calibration_method: see :func:`training.export.precision.quantize_int8`.
+        accuracy_tolerance: largest Has0_acc_2 drop (fraction) allowed; ``None`` records without checking.
+
+    Raises:
+        ExportError: a graph fails the ONNX checker, fp32 ONNX Runtime differs from torch by more than
+            1e-4, or a variant loses more accuracy than allowed.
+        ValueError: unknown precisions, or ``"int8"`` without ``calibration``.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    unknown = set(precisions) - set(PRECISIONS)
+    if unknown:
+        raise ValueError(f"precisions {sorted(unknown)} are unknown, expected a subset of {PRECISIONS}")
+    if "int8" in precisions and calibration is None:
+        raise ValueError("the int8 variant needs calibration batches (a few hundred training samples), "
+                         "or leave 'int8' out of precisions")
+    if text_max_length < 1:
+        raise ValueError(f"text_max_length is {text_max_length}, expected >= 1")
+    wanted = [p for p in PRECISIONS if p == "fp32" or p in precisions]
+    image_size = model.config.vision.image_size
+    was_training = model.training
+    model.eval()
+    try:
+        with atomic_directory(path, overwrite=overwrite) as root:
+            program, outputs = export_program(model, text_max_length)
+            torch.export.save(program, str(root / PROGRAM_FILE))
+            write_onnx(program, root / ONNX_FILES["fp32"], list(outputs), plugins=False)
+            write_onnx(program, root / PLUGINS_FILE, list(outputs), plugins=True)
+            check_parity(model, root / ONNX_FILES["fp32"], text_max_length)
+            if "fp16" in wanted:
+                convert_fp16(root / ONNX_FILES["fp32"], root / ONNX_FILES["fp16"])
+            if "int8" in wanted:
+                quantize_int8(root / ONNX_FILES["fp32"], root / ONNX_FILES["int8"], calibration, text_max_length,
+                              image_size, calibration_samples, calibration_method)
+            metrics: dict[str, dict[str, float]] = {p: {} for p in wanted}
+            if evaluation is not None:
+                files = {p: root / ONNX_FILES[p] for p in wanted}
+                metrics = evaluate_variants(files, evaluation, text_max_length, image_size)
+                if accuracy_tolerance is not None:
+                    check_tolerance(metrics, accuracy_tolerance)
+                    for p in wanted[1:]:
+                        metrics[p]["tolerance_Has0_acc_2"] = accuracy_tolerance
+            _write_tokenizer(tokenizer, root / TOKENIZER_FILE)
+            manifest = Manifest(
+                model_name=model_name,
+                strategy=model.config.strategy,
+                config=model.config.to_dict(),
+                inputs=input_specs(text_max_length, image_size),
+                outputs=output_specs(outputs),
+                text=TextSpec(tokenizer=TOKENIZER_FILE, max_length=text_max_length),
+                image=_image_spec(model),
+                output=OutputSpec(score_range=SCORE_RANGE),
+                variants={
+                    p: Variant(onnx=ONNX_FILES[p], plugins_onnx=PLUGINS_FILE if p == "fp32" else None,
+                               metrics=metrics[p])
+                    for p in wanted
+                },
+                torch_program=PROGRAM_FILE,
+                metrics=metrics["fp32"],
+                fusionrt_version=fusionrt.__version__,
+            )
+            manifest.files = hash_files(root, [f.name for f in root.iterdir() if f.name != MANIFEST_NAME])
+            write_manifest(root, manifest)
+    finally:
+        model.train(was_training)
+    return manifest
+
+
+def _write_tokenizer(tokenizer: str | os.PathLike[str] | Any, dst: Path) -> None:
+    """Copies a ``tokenizer.json`` file, or saves a ``tokenizers.Tokenizer``."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        if not Path(tokenizer).is_file():
+            raise FileNotFoundError(f"tokenizer file {tokenizer} does not exist (expected a tokenizer.json)")
+        shutil.copyfile(tokenizer, dst)
+    elif hasattr(tokenizer, "to_str"):
+        # Padding and truncation are the Session's job (to max_length), not state to ship.
+        dst.write_text(tokenizer.to_str())
+    else:
+        raise TypeError(f"tokenizer must be a path to tokenizer.json or a tokenizers.Tokenizer, "
+                        f"got {type(tokenizer).__name__}")
+
+
+def _image_spec(model: torch.nn.Module) -> ImageSpec:
+    """Size from the config; mean / std from the timm backbone's data config (what it was pretrained with)."""
+    import timm.data
+
+    size = model.config.vision.image_size
+    data = timm.data.resolve_model_data_config(model.vision_encoder.model)
+    return ImageSpec(size=[size, size], mean=[float(v) for v in data["mean"]], std=[float(v) for v in data["std"]])

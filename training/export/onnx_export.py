@@ -1,0 +1,96 @@
+"""FusionModel -> ``torch.export`` program -> ONNX (standard ops or plugin nodes), with the checks export makes.
+
+Example:
+    >>> program, outputs = export_program(model, text_length=64)  # doctest: +SKIP
+    >>> write_onnx(program, "model.onnx", list(outputs), plugins=False)  # doctest: +SKIP
+    >>> check_parity(model, "model.onnx", text_length=64)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+import torch
+
+import fusionrt.ops  # noqa: F401  registers torch.ops.fusionrt.*, which the models call
+from fusionrt.onnx_ops import OPSET, translation_table
+
+from .errors import ExportError
+from .graph_io import INPUT_NAMES
+
+#: Largest |torch - ONNX Runtime| allowed on any fp32 output element.
+PARITY_ATOL = 1e-4
+
+
+def export_program(
+    model: torch.nn.Module, text_length: int
+) -> tuple[torch.export.ExportedProgram, dict[str, torch.Tensor]]:
+    """``torch.export`` of an eval-mode model with a dynamic batch and a fixed text length.
+
+    Returns the program and the model's outputs on the example inputs (their order is the graph's).
+    """
+    # Batch 2, not 1: torch.export specialises a dimension it sees as 1.
+    example = model.example_inputs(batch=2, text_length=text_length)
+    batch = torch.export.Dim("batch")
+    dynamic = {name: {0: batch} for name in INPUT_NAMES}
+    with torch.no_grad():
+        outputs = model(*example)
+        program = torch.export.export(model, example, dynamic_shapes=dynamic, strict=False)
+    return program, outputs
+
+
+def write_onnx(
+    program: torch.export.ExportedProgram, path: str | os.PathLike[str], output_names: Sequence[str], plugins: bool
+) -> None:
+    """Writes ``program`` as ONNX at opset :data:`~fusionrt.onnx_ops.OPSET` and checks it (``full_check``).
+
+    ``plugins`` lowers fusionrt ops to TensorRT plugin nodes instead of standard ONNX ops.
+    """
+    onnx_program = torch.onnx.export(
+        program,
+        dynamo=True,
+        opset_version=OPSET,
+        input_names=list(INPUT_NAMES),
+        output_names=list(output_names),
+        custom_translation_table=translation_table(plugins=plugins),
+        verbose=False,
+    )
+    onnx_program.save(str(path))
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"{os.path.basename(path)} fails the ONNX checker: {error}") from error
+
+
+def check_parity(
+    model: torch.nn.Module,
+    onnx_path: str | os.PathLike[str],
+    text_length: int,
+    batches: Sequence[int] = (1, 3),
+    atol: float = PARITY_ATOL,
+) -> float:
+    """Runs ``model`` and the ONNX graph on ONNX Runtime (CPU) on fresh random inputs of each batch size.
+
+    Returns the largest absolute difference over all outputs; raises :class:`ExportError` above ``atol``.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch in batches:
+        inputs = model.example_inputs(batch=batch, text_length=text_length)
+        with torch.no_grad():
+            expected = model(*inputs)
+        got = session.run(list(expected), {n: t.cpu().numpy() for n, t in zip(INPUT_NAMES, inputs)})
+        for (name, want), have in zip(expected.items(), got):
+            diff = float(np.max(np.abs(want.cpu().numpy() - have), initial=0.0))
+            if not diff <= atol:  # also catches NaN
+                raise ExportError(
+                    f"{os.path.basename(onnx_path)}: output {name!r} differs from torch by {diff:.3g} at batch "
+                    f"{batch}, expected <= {atol:g}"
+                )
+            worst = max(worst, diff)
+    return worst

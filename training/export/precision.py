@@ -1,0 +1,143 @@
+"""Lower-precision variants of ``model.onnx``: FP16 carried by the graph, and INT8 as Q/DQ nodes.
+
+* FP16 (strongly typed TensorRT 11, ONNX Runtime): weights and activations in float16; graph inputs
+  and outputs keep their fp32 types through Casts at the boundary, so a deployment feeds the same
+  arrays to every variant. Normalisations (LayerNormalization, Softmax, reductions) stay fp32,
+  because their sums of squares overflow or lose the small differences that matter in float16.
+* INT8 (TensorRT 10/11 explicit quantization, ONNX Runtime CPU): static Q/DQ quantization of the
+  compute-heavy ops (MatMul, Gemm, Conv) with symmetric int8 activations and per-channel int8
+  weights, calibrated on real samples. Symmetric, because TensorRT accepts only zero points of 0.
+  The fusion head and its normalisation stay in float: they are cheap and the score is sensitive
+  to them.
+
+Example:
+    >>> convert_fp16("model.onnx", "model.fp16.onnx")  # doctest: +SKIP
+    >>> quantize_int8("model.onnx", "model.int8.onnx", loader, text_length=64, image_size=224)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .graph_io import batch_feeds
+
+#: Ops computed in float32 inside the FP16 graph (on top of ONNX Runtime's default block list).
+FP16_FP32_OPS = ("LayerNormalization", "Softmax", "ReduceMean", "ReduceSum", "Pow", "Sqrt", "Erf")
+#: Op types INT8 quantizes; everything else (normalisation, softmax, elementwise) stays float.
+INT8_OP_TYPES = ("MatMul", "Gemm", "Conv")
+#: Module scopes (torch module paths recorded by the exporter) kept in float in the INT8 graph.
+INT8_FLOAT_SCOPES = ("fusion", "text_placeholder", "image_placeholder")
+#: Calibration samples used by default: enough for stable MinMax / percentile ranges.
+CALIBRATION_SAMPLES = 256
+
+
+def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Writes the FP16 variant of the fp32 graph ``src`` to ``dst`` (I/O types unchanged)."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    converted = OnnxModel(
+        convert_float_to_float16(
+            onnx.load(str(src)), keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP16_FP32_OPS]
+        )
+    )
+    # The converter appends the Casts it inserts at the end of the node list; ONNX wants them in order.
+    converted.topological_sort()
+    # It also leaves fp16 value_info on initializers that blocked ops keep in fp32; value_info is only a
+    # cache of shape inference, so drop it and infer again.
+    del converted.model.graph.value_info[:]
+    onnx.save(onnx.shape_inference.infer_shapes(converted.model, strict_mode=True), str(dst))
+    onnx.checker.check_model(str(dst), full_check=True)
+
+
+class _CalibrationReader:
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over collated batches, up to ``samples``."""
+
+    def __init__(self, batches: Iterable[Mapping[str, Any]], text_length: int, image_size: int, samples: int) -> None:
+        self._feeds = self._take(batches, text_length, image_size, samples)
+
+    @staticmethod
+    def _take(
+        batches: Iterable[Mapping[str, Any]], text_length: int, image_size: int, samples: int
+    ) -> Iterator[dict[str, np.ndarray]]:
+        seen = 0
+        for batch in batches:
+            feeds = batch_feeds(batch, text_length, image_size)
+            keep = min(samples - seen, len(feeds["presence"]))
+            yield {name: value[:keep] for name, value in feeds.items()}
+            seen += keep
+            if seen >= samples:
+                return
+        if seen == 0:
+            raise ValueError("calibration yielded no batches; INT8 needs a few hundred training samples")
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def float_scope_nodes(model: onnx.ModelProto, scopes: Iterable[str] = INT8_FLOAT_SCOPES) -> list[str]:
+    """Names of the nodes the exporter attributes to a module under one of ``scopes``."""
+    wanted = set(scopes)
+    names = []
+    for node in model.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        # The exporter records the module path as a list literal: "['', 'fusion', 'fusion.head', ...]".
+        path = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        if len(path) > 1 and path[1].split(".")[0] in wanted:
+            names.append(node.name)
+    return names
+
+
+def quantize_int8(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    calibration: Iterable[Mapping[str, Any]],
+    text_length: int,
+    image_size: int,
+    samples: int = CALIBRATION_SAMPLES,
+    method: str = "percentile",
+) -> None:
+    """Writes the Q/DQ INT8 variant of the fp32 graph ``src`` to ``dst``, calibrated on ``samples`` samples.
+
+    Args:
+        calibration: collated batches of training data (:class:`training.data.dataset.MosiCollator`).
+        method: ``"minmax"`` or ``"percentile"`` (99.999th percentile of |activation|, robust to the
+            rare outliers of transformer activations).
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"calibration method is {method!r}, expected one of {sorted(methods)}")
+    with tempfile.TemporaryDirectory(dir=Path(dst).parent, prefix=".quant-") as scratch:
+        # Shape inference only: ORT's graph optimisation would rename the nodes float_scope_nodes
+        # picks and may introduce com.microsoft ops that TensorRT cannot parse.
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(src), str(prepared), skip_optimization=True)
+        graph = onnx.load(str(prepared))
+        quantize_static(
+            str(prepared),
+            str(dst),
+            _CalibrationReader(calibration, text_length, image_size, samples),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(INT8_OP_TYPES),
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=float_scope_nodes(graph),
+            calibrate_method=methods[method],
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+            },
+        )
+    onnx.checker.check_model(str(dst), full_check=True)
