@@ -32,7 +32,8 @@ namespace {
 // Register blocking of the two small matrix products per tile, like a GEMM micro-kernel: kRows query
 // rows share every key / value vector load, kLanes consecutive keys (scores) or features (outputs) share
 // every broadcast of a query feature / weight. kRows x kLanes accumulators must keep the FMA pipes busy
-// without spilling: 4 x 16 (8 AVX2 / 16 NEON registers of 16), or 8 x 32 (16 of AVX-512's 32).
+// without spilling: 4 x 16 (8 of AVX2's 16 vector registers, 16 of NEON's 32), or 8 x 32 on AVX-512
+// (16 of its 32).
 struct Blocking {
   int rows;
   int lanes;
