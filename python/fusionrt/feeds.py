@@ -2,17 +2,19 @@
 
 Runs on every :meth:`Session.run <fusionrt.session.Session.run>` call, so the specs are compiled once
 into plain tuples and the per-call work is a few comparisons per feed. It accepts anything with
-``shape`` and ``dtype`` (numpy arrays, torch tensors), comparing dtypes by their numpy spelling.
+``shape`` and ``dtype`` (numpy arrays, torch tensors): dtypes are compared as the backend's dtype
+objects, because spelling them per call (``np.dtype.name``) costs more than the rest of the check.
 
 Example:
     >>> check = FeedChecker({"image": TensorSpec("float32", ["batch", 3, 32, 32])})  # doctest: +SKIP
-    >>> check.names(["image"]); check.batch_of({"image": np.zeros((2, 3, 32, 32), np.float32)})  # doctest: +SKIP
+    >>> feeds = {"image": np.zeros((2, 3, 32, 32), np.float32)}  # doctest: +SKIP
+    >>> check.names(feeds); check.batch_of(feeds)  # doctest: +SKIP
     2
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -40,16 +42,32 @@ def _spelled(shape: Iterable[int | str]) -> str:
 class FeedChecker:
     """Checks feed names, dtypes and shapes; symbolic dims (``"batch"``) must agree across feeds."""
 
-    def __init__(self, inputs: Mapping[str, TensorSpec]) -> None:
+    def __init__(self, inputs: Mapping[str, TensorSpec], native_dtype: Callable[[str], Any] = np.dtype) -> None:
+        """``native_dtype`` maps a numpy dtype name to the dtype objects the feeds will carry."""
         self.expected = tuple(inputs)
         self.required = frozenset(name for name in inputs if name not in DEFAULTS)
-        self._specs = tuple((name, spec.dtype, tuple(spec.shape)) for name, spec in inputs.items())
+        self._all = frozenset(inputs)
+        # Per input: name, dtype name, native dtype, dims, (index, symbol) and (index, size) pairs, so a
+        # call loops over the few dims that need a check instead of testing each dim's kind.
+        self._specs = tuple(
+            (
+                name,
+                spec.dtype,
+                native_dtype(spec.dtype),
+                tuple(spec.shape),
+                tuple((i, d) for i, d in enumerate(spec.shape) if isinstance(d, str)),
+                tuple((i, d) for i, d in enumerate(spec.shape) if not isinstance(d, str)),
+            )
+            for name, spec in inputs.items()
+        )
 
-    def names(self, given: Iterable[str]) -> None:
+    def names(self, feeds: Mapping[str, Any]) -> None:
         """Raises ValueError naming unknown and missing feeds, and listing the expected ones."""
-        given = set(given)
-        unknown = given.difference(self.expected)
-        missing = self.required.difference(given)
+        given = feeds.keys()
+        if given == self._all or given == self.required:
+            return
+        unknown = given - self._all
+        missing = self.required - given
         if unknown or missing:
             problems = [f"unknown feed(s) {sorted(unknown)}"] if unknown else []
             problems += [f"missing feed(s) {sorted(missing)}"] if missing else []
@@ -62,30 +80,30 @@ class FeedChecker:
         shape (1, 3, 64, 64), expected (batch, 3, 32, 32)``.
         """
         symbols: dict[str, tuple[int, str]] = {}
-        for name, dtype, dims in self._specs:
+        for name, dtype, native, dims, symbolic, fixed in self._specs:
             value = feeds.get(name)
             if value is None:
                 continue
-            if dtype_name(value) != dtype:
+            if value.dtype != native:
                 raise TypeError(f"feed {name!r} is {dtype_name(value)}, expected {dtype}")
-            shape = tuple(value.shape)
+            shape = value.shape
             if len(shape) != len(dims):
                 raise ValueError(f"feed {name!r} has shape {_spelled(shape)}, expected {_spelled(dims)}")
-            for size, dim in zip(shape, dims):
-                if isinstance(dim, str):
-                    seen = symbols.setdefault(dim, (size, name))
-                    if seen[0] != size:
-                        raise ValueError(
-                            f"feed {name!r} has {dim} {size}, expected {seen[0]} (the {dim} of feed {seen[1]!r})"
-                        )
-                elif size != dim:
+            for i, size in fixed:
+                if shape[i] != size:
                     raise ValueError(f"feed {name!r} has shape {_spelled(shape)}, expected {_spelled(dims)}")
+            for i, symbol in symbolic:
+                seen = symbols.setdefault(symbol, (shape[i], name))
+                if seen[0] != shape[i]:
+                    raise ValueError(
+                        f"feed {name!r} has {symbol} {shape[i]}, expected {seen[0]} (the {symbol} of feed {seen[1]!r})"
+                    )
         return symbols["batch"][0] if "batch" in symbols else 1
 
     def defaults(self, given: Iterable[str], batch: int) -> dict[str, np.ndarray]:
         """Numpy values for the optional inputs not in ``given`` (``presence`` → all True)."""
         return {
             name: np.full((batch, *dims[1:]), DEFAULTS[name], dtype=dtype)
-            for name, dtype, dims in self._specs
+            for name, dtype, _, dims, _, _ in self._specs
             if name in DEFAULTS and name not in given
         }

@@ -59,7 +59,7 @@ class Session:
         self.manifest = manifest
         self.precision = precision
         self._backend = backend
-        self._checker = FeedChecker(manifest.inputs)
+        self._checker = FeedChecker(manifest.inputs, backend.dtype)
 
     @property
     def backend(self) -> str:

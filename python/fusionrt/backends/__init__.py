@@ -34,6 +34,9 @@ class Backend(Protocol):
     def adopt(self, value: Any) -> Any:
         """``value`` as this backend's native array, without a copy where it can."""
 
+    def dtype(self, name: str) -> Any:
+        """The dtype object native arrays carry for numpy dtype ``name`` ("float32", "bool")."""
+
     def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
         """Runs the graph on adopted, validated feeds; thread-safe."""
 

@@ -79,6 +79,11 @@ class OnnxRuntimeBackend:
             )
         self._output_list = list(self.output_names)
 
+    @staticmethod
+    def dtype(name: str) -> np.dtype:
+        """The numpy dtype called ``name``."""
+        return np.dtype(name)
+
     def adopt(self, value: Any) -> np.ndarray:
         """A numpy view of ``value``: numpy as is, CPU torch tensors and other DLPack producers without a copy."""
         if isinstance(value, np.ndarray):

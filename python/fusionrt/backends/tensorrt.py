@@ -1,7 +1,8 @@
 """The TensorRT backend: engines built from ``model.plugins.onnx`` with fusionrt's plugins.
 
-The engine runtime is C++ (``csrc/tensorrt/``) and not part of this build yet, so this module only
-says precisely why the backend cannot run: no pretending stub that falls back silently.
+The engine builder (``fusionrt.engine_builder``) and the C++ runtime (``_C.EngineRunner``, built only
+with TensorRT) exist, but a Session does not drive them yet, so this module only says precisely why
+the backend cannot run: no pretending stub that falls back silently.
 
 Example:
     >>> unavailable_reason()  # on a build without TensorRT  # doctest: +SKIP
@@ -18,7 +19,7 @@ from ..bundle import Manifest
 
 
 def unavailable_reason() -> str | None:
-    """Why the TensorRT backend cannot run in this process (it cannot yet anywhere: see module doc)."""
+    """Why the TensorRT backend cannot run in this process (it cannot yet anywhere: see the module doc)."""
     version = build_info()["tensorrt"]
     if version is None:
         return (
@@ -28,8 +29,8 @@ def unavailable_reason() -> str | None:
     if not cuda_available():
         return f"this fusionrt is built with TensorRT {version}, but no CUDA device is usable"
     return (
-        f"this fusionrt is built with TensorRT {version} plugins, but its engine runtime is not "
-        "implemented yet; use backend='onnxruntime' or 'torch'"
+        f"this fusionrt is built with TensorRT {version}, but Session does not run TensorRT engines yet "
+        "(build them with fusionrt.engine_builder); use backend='onnxruntime' or 'torch'"
     )
 
 

@@ -40,6 +40,11 @@ class TorchBackend:
         self.output_names = output_names
         self._lock = threading.Lock()
 
+    @staticmethod
+    def dtype(name: str) -> Any:
+        """The torch dtype spelled ``name`` in numpy ("float32" -> torch.float32, "bool" -> torch.bool)."""
+        return getattr(torch, name)
+
     def adopt(self, value: Any) -> Any:
         """``value`` as a tensor on the backend's device: numpy and DLPack without a copy where it is already there."""
         if isinstance(value, np.ndarray):
