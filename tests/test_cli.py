@@ -1,0 +1,84 @@
+"""The bundle commands of the ``fusionrt`` command line: info BUNDLE, predict, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fusionrt
+from fusionrt import cli
+from tiny_bundles import tiny_bundle
+
+pytest.importorskip("onnxruntime")
+Image = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return tiny_bundle(tmp_path_factory, "late", ("fp32", "fp16", "int8"))
+
+
+def test_info_summarises_a_bundle(bundle, capsys):
+    assert cli.main(["info", str(bundle)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model_name"] == "late_tiny" and printed["strategy"] == "late"
+    assert set(printed["variants"]) == {"fp32", "fp16", "int8"}
+    assert all("metrics" in variant for variant in printed["variants"].values())
+    assert printed["inputs"]["image"]["shape"] == ["batch", 3, 32, 32]
+    assert printed["backends"]["onnxruntime"] == "available"
+    if fusionrt.build_info()["tensorrt"] is None:
+        assert "not built into this fusionrt" in printed["backends"]["tensorrt"]
+    assert printed["build"] == fusionrt.build_info()
+
+
+def test_predict_prints_json(bundle, tmp_path, rng, capsys):
+    image = tmp_path / "face.png"
+    Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(image)
+    argv = ["predict", str(bundle), "--text", "a fine film", "--image", str(image), "--backend", "onnxruntime"]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["backend"], printed["device"], printed["precision"]) == ("onnxruntime", "cpu", "fp32")
+    (prediction,) = printed["predictions"]
+    expected = fusionrt.load(bundle, backend="onnxruntime").predict(text="a fine film", image=str(image))
+    assert prediction["sentiment"] == expected.sentiment
+    assert prediction["score"] == pytest.approx(expected.score)
+    assert prediction["logits"] == pytest.approx(expected.logits)
+
+
+def test_predict_text_only_batch(bundle, capsys):
+    assert cli.main(["predict", str(bundle), "--text", "good", "--text", "bad", "--precision", "int8"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["precision"] == "int8" and len(printed["predictions"]) == 2
+
+
+def test_predict_errors_go_to_stderr(tmp_path, bundle, capsys):
+    assert cli.main(["predict", str(tmp_path / "nowhere"), "--text", "x"]) == 1
+    assert "fusionrt predict: error: no bundle at" in capsys.readouterr().err
+    if fusionrt.build_info()["tensorrt"] is None:
+        assert cli.main(["predict", str(bundle), "--text", "x", "--backend", "tensorrt"]) == 1
+        assert "TensorRT support is not built into this fusionrt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["predict", str(bundle)])
+    assert "needs --text, --image or both" in capsys.readouterr().err
+
+
+def test_export_delegates_to_the_training_exporter(capsys):
+    pytest.importorskip("training.export")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_export_outside_a_checkout_says_so(tmp_path):
+    # Outside the repository (as with an installed wheel) the training package is not importable.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-m", "fusionrt.cli", "export", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "run it from a fusionrt checkout" in run.stderr
