@@ -156,6 +156,24 @@ _MAX_HEAD_DIM = 128
 
 def _check_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]) -> None:
     """Validates the attention op's arguments (also under fake tensors)."""
+    # One expression for the valid case keeps batch-1 calls cheap; the checks below say what is wrong.
+    qs, ks = q.shape, k.shape
+    if (
+        len(qs) == 4
+        and len(ks) == 4
+        and v.shape == ks
+        and qs[0] == ks[0]
+        and qs[1] == ks[1]
+        and qs[3] == ks[3]
+        and qs[3] <= _MAX_HEAD_DIM
+        and q.dtype in _KERNEL_DTYPES
+        and k.dtype == q.dtype
+        and v.dtype == q.dtype
+        and k.device == q.device
+        and v.device == q.device
+        and (mask is None or (mask.dtype == torch.bool and mask.shape == (qs[0], ks[2]) and mask.device == q.device))
+    ):
+        return
     for name, x, length in (("q", q, "Lq"), ("k", k, "Lk"), ("v", v, "Lk")):
         if x.dim() != 4:
             raise ValueError(f"{name} has {x.dim()} dims {tuple(x.shape)}, expected 4 (batch, heads, {length}, head_dim)")
