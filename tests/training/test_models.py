@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from fusionrt.onnx_ops import translation_table
 from training.models import (
     FusionConfig,
     TextBackboneConfig,
@@ -21,8 +20,6 @@ from training.models.config import DECISION_COMBINERS, OPERATORS, STRATEGIES
 from training.models.modality_dropout import ModalityDropout
 from training.models.vision_encoder import VisionEncoder
 
-HAS_FUSED_OP = importlib.util.find_spec("fusionrt") is not None and importlib.util.find_spec("fusionrt.ops") is not None
-needs_fused_op = pytest.mark.skipif(not HAS_FUSED_OP, reason="fusionrt.ops (compiled fused concat+LayerNorm) missing")
 
 TINY_TEXT = dict(
     name=None,
@@ -49,15 +46,6 @@ def tiny_model(name: str, **overrides):
                         **{**TINY_FUSION, **overrides}).eval()
 
 
-def uses_fused_op(model) -> bool:
-    return model.config.operator == "concat"
-
-
-def skip_without_op(model) -> None:
-    if uses_fused_op(model) and not HAS_FUSED_OP:
-        pytest.skip("needs fusionrt.ops (compiled fused concat+LayerNorm)")
-
-
 def grid():
     """(strategy, operator) pairs: every operator with every feature strategy, every decision combiner."""
     for strategy in STRATEGIES:
@@ -78,7 +66,6 @@ def _seeded(seed: int) -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_registered_model_outputs(name: str) -> None:
     model = tiny_model(name, num_classes=3)
-    skip_without_op(model)
     out = model(*model.example_inputs(batch=3))
     assert out["score"].shape == (3,) and out["logits"].shape == (3, 3)
     if model.config.strategy == "decision":
@@ -90,7 +77,6 @@ def test_registered_model_outputs(name: str) -> None:
 @pytest.mark.parametrize("strategy,operator,combiner", list(grid()))
 def test_strategy_operator_grid_shapes_and_gradients(strategy, operator, combiner, backbone) -> None:
     model = tiny_model(strategy, backbone=backbone, operator=operator, decision_combiner=combiner).train()
-    skip_without_op(model)
     out = model(*model.example_inputs(batch=2))
     assert set(out) >= {"score"} and "logits" not in out
     assert out["score"].shape == (2,)
@@ -120,7 +106,6 @@ def test_inner_strategies_do_not_keep_later_layers() -> None:
 def test_missing_modality_matches_presence_mask(strategy, operator, combiner) -> None:
     """Whole-batch None (backbone skipped) == presence mask (backbone run, then replaced) == per-sample run."""
     model = tiny_model(strategy, operator=operator, decision_combiner=combiner)
-    skip_without_op(model)
     ids, mask, image, _ = model.example_inputs(batch=4)
     presence = torch.tensor([[True, True], [True, False], [False, True], [True, False]])
     with torch.no_grad():
@@ -177,7 +162,6 @@ def test_attention_matches_reference_and_survives_fully_masked_rows() -> None:
     assert torch.equal(out[1], torch.zeros_like(out[1]))
 
 
-@needs_fused_op
 def test_fused_concat_layernorm_matches_torch() -> None:
     from training.models.concat_layernorm import FusedConcatLayerNorm
 
@@ -294,14 +278,6 @@ def test_clear_errors_for_wrong_inputs() -> None:
 # ---------------------------------------------------------------------------------------------- export
 
 
-def _onnx_translation_table(model) -> dict | None:
-    """fusionrt's ONNX translations of its custom ops, needed when the model uses them."""
-    if not uses_fused_op(model):
-        return None
-    onnx_ops = pytest.importorskip("fusionrt.onnx_ops", reason="fusionrt.onnx_ops (ONNX translation table) missing")
-    return onnx_ops.translation_table()
-
-
 EXPORT_CASES = [(name, None) for name in list_models()] + [("early_vit", "cross_attention"), ("hybrid", "gated")]
 
 
@@ -310,7 +286,6 @@ def test_export_matches_eager(name: str, operator: str | None, tmp_path) -> None
     """torch.export and ONNX (run by ONNX Runtime) reproduce eager outputs on fresh inputs."""
     ort = pytest.importorskip("onnxruntime")
     model = tiny_model(name, operator=operator, num_classes=2)
-    skip_without_op(model)
     example = model.example_inputs(batch=2)
     ids, mask, image, _ = model.example_inputs(batch=2)
     fresh = (ids, mask, image, torch.tensor([[True, False], [True, True]]))
@@ -321,7 +296,7 @@ def test_export_matches_eager(name: str, operator: str | None, tmp_path) -> None
         torch.testing.assert_close(value, expected[key], atol=1e-5, rtol=1e-5, msg=f"torch.export: {key}")
 
     onnx_program = torch.onnx.export(
-        model, example, dynamo=True, custom_translation_table=_onnx_translation_table(model), verbose=False
+        model, example, dynamo=True, custom_translation_table=translation_table(), verbose=False
     )
     onnx_program.save(str(tmp_path / "model.onnx"))
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -1,14 +1,16 @@
 """The one attention function of the fusion layers (early / hybrid blocks and the cross-attention operator).
 
-Every attention in ``training.models`` goes through :func:`attention`, so swapping in the fused
-kernel (``torch.ops.fusionrt.multihead_attention``, same semantics) is a one-line change here.
+Every attention in ``training.models`` goes through :func:`attention`, which is fusionrt's fused
+kernel (``torch.ops.fusionrt.multihead_attention``): it trains, exports to ONNX (standard ops or one
+TensorRT plugin node) and runs the same arithmetic on CPU and GPU.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from fusionrt.ops import multihead_attention
 
 
 def attention(
@@ -29,11 +31,7 @@ def attention(
         >>> attention(q, k, v, torch.zeros(2, 5, dtype=torch.bool)).abs().max().item()
         0.0
     """
-    has_key = key_padding_mask.any(dim=-1)
-    # softmax over no key at all is NaN: let such rows attend everywhere, then zero them.
-    mask = key_padding_mask | ~has_key[:, None]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :], scale=scale)
-    return out * has_key[:, None, None, None].to(out.dtype)
+    return multihead_attention(q, k, v, key_padding_mask, scale)
 
 
 class MultiHeadAttention(nn.Module):
