@@ -12,6 +12,12 @@ FUSIONRT_HD const T* input_row(const ConcatLayerNormParams& p, int i, int64_t ro
   return static_cast<const T*>(p.inputs[i]) + row * p.row_strides[i];
 }
 
+// Row `row` of the output, as its storage type.
+template <typename T>
+FUSIONRT_HD T* output_row(const ConcatLayerNormParams& p, int64_t row) {
+  return static_cast<T*>(p.output) + row * p.output_row_stride;
+}
+
 // out[col] = (x - mean) * inv_std * weight[col] + bias[col]; absent weight / bias act as 1 / 0.
 template <typename T>
 FUSIONRT_HD void normalize_store(T* out, int64_t col, acc_t<T> x, acc_t<T> mean, acc_t<T> inv_std,

@@ -65,7 +65,7 @@ void normalize_row(const ConcatLayerNormParams& p, int64_t row) {
   }
   const A inv_std = inverse_std(stats, static_cast<A>(p.eps));
 
-  T* out = static_cast<T*>(p.output) + row * p.output_row_stride;
+  T* out = output_row<T>(p, row);
   const T* weight = static_cast<const T*>(p.weight);
   const T* bias = static_cast<const T*>(p.bias);
   int64_t offset = 0;

@@ -23,7 +23,7 @@ __global__ void concat_layernorm_kernel(const ConcatLayerNormParams p) {
   stats = block_merge(stats);
   const A inv_std = inverse_std(stats, static_cast<A>(p.eps));
 
-  T* out = static_cast<T*>(p.output) + row * p.output_row_stride;
+  T* out = output_row<T>(p, row);
   const T* weight = static_cast<const T*>(p.weight);
   const T* bias = static_cast<const T*>(p.bias);
   int64_t offset = 0;
