@@ -1,0 +1,173 @@
+"""The study report: Markdown tables, the accuracy-vs-latency figure with its Pareto front, results.json.
+
+Input is the list of per-model results :mod:`training.study` produces (one dict per model, see
+``study.measure_model``); :func:`write_report` writes everything into a folder atomically.
+
+Example:
+    >>> pareto_front([(1.0, 0.7), (2.0, 0.8), (3.0, 0.75)])
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fusionrt.bundle import atomic_directory
+
+REPORT_FILE = "report.md"
+RESULTS_FILE = "results.json"
+FIGURE_FILE = "accuracy_vs_latency.png"
+MODELS_DIR = "models"
+#: Table columns from the test metrics (training.metrics.mosi_metrics names).
+METRIC_COLUMNS = {"Acc-2": "Has0_acc_2", "F1": "Has0_F1_score", "MAE": "MAE", "Corr": "Corr"}
+#: Strategy order in tables and legend: fusion strategies, then unimodal baselines.
+STRATEGY_ORDER = ("late", "intermediate", "early", "hybrid", "text only", "image only")
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats, by ascending latency.
+
+    A point ``(latency, accuracy)`` is dominated when another has latency <= and accuracy >=, and is
+    strictly better in one of them.
+    """
+    def dominated(i: int) -> bool:
+        x, y = points[i]
+        return any(ox <= x and oy >= y and (ox < x or oy > y) for ox, oy in points)
+
+    return sorted((i for i in range(len(points)) if not dominated(i)), key=lambda i: points[i])
+
+
+def measured_targets(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Labels of the latency targets measured for at least one model, in the study's order."""
+    labels: list[str] = []
+    for model in models:
+        labels += [label for label, t in model["targets"].items() if "latency" in t and label not in labels]
+    return labels
+
+
+def primary(model: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """The model's first measured target (the study's reference backend): its label and entry."""
+    for label, target in model["targets"].items():
+        if "latency" in target:
+            return label, target
+    raise ValueError(f"model {model['name']!r} has no measured latency target")
+
+
+def _ordered(models: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    rank = {s: i for i, s in enumerate(STRATEGY_ORDER)}
+    return sorted(models, key=lambda m: (rank.get(m["strategy"], len(rank)), m["name"]))
+
+
+def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
+    """The report: summary table (metrics of each model's reference target, latency per target) and
+    the accuracy of every variant, so int8's cost is visible."""
+    targets = measured_targets(models)
+    ordered = _ordered(models)
+    header = ["model", "strategy", "params (M)", "GFLOPs", *METRIC_COLUMNS, *(f"{t} p50/p90/p99 ms" for t in targets)]
+    lines = [f"# Study `{study}`: accuracy vs latency", "",
+             "Test-fold metrics (Acc-2 and F1 on non-negative vs negative sentiment) and batch-1 latency "
+             "per backend. Metrics are measured through the deployed bundle on each model's first "
+             f"available target; the figure `{FIGURE_FILE}` plots Acc-2 against p50 latency.", "",
+             _row(header), _row(["---"] * len(header))]
+    for model in ordered:
+        _, reference = primary(model)
+        metrics = reference["metrics"]
+        cells = [model["name"], model["strategy"], f"{model['params'] / 1e6:.2f}", f"{model['flops'] / 1e9:.3f}",
+                 *(_metric(metrics[key]) for key in METRIC_COLUMNS.values())]
+        for label in targets:
+            latency = model["targets"].get(label, {}).get("latency")
+            cells.append("–" if latency is None else
+                         f"{latency['p50_ms']:.2f} / {latency['p90_ms']:.2f} / {latency['p99_ms']:.2f}")
+        lines.append(_row(cells))
+    lines += ["", "## Accuracy per deployed variant", "",
+              _row(["model", "target", "Acc-2", "MAE", "p50 ms", "Pareto"]), _row(["---"] * 6)]
+    front = {(p["model"], p["target"]) for p in figure_points(models) if p["pareto"]}
+    for model in ordered:
+        for label, target in model["targets"].items():
+            if "latency" in target:
+                lines.append(_row([model["name"], label, _metric(target["metrics"]["Has0_acc_2"]),
+                                   _metric(target["metrics"]["MAE"]), f"{target['latency']['p50_ms']:.2f}",
+                                   "yes" if (model["name"], label) in front else ""]))
+    skipped = sorted({f"{label}: {t['skipped']}" for m in models for label, t in m["targets"].items() if "skipped" in t})
+    if skipped or notes:
+        lines += ["", "## Notes", "", *(f"- not measured: {s}" for s in skipped), *(f"- {n}" for n in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _metric(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def figure_points(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One point per measured (model, target): p50 latency, Acc-2, strategy, and whether it is on the front."""
+    points = [
+        {"model": m["name"], "strategy": m["strategy"], "target": label,
+         "latency_ms": t["latency"]["p50_ms"], "accuracy": t["metrics"]["Has0_acc_2"]}
+        for m in models for label, t in m["targets"].items() if "latency" in t
+    ]
+    front = set(pareto_front([(p["latency_ms"], p["accuracy"]) for p in points]))
+    for i, point in enumerate(points):
+        point["pareto"] = i in front
+    return points
+
+
+def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Writes the accuracy-vs-latency scatter (log latency; colour = strategy, marker = target) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and devices
+    import matplotlib.pyplot as plt
+
+    points = figure_points(models)
+    targets = measured_targets(models)
+    present = {p["strategy"] for p in points}
+    strategies = [s for s in STRATEGY_ORDER if s in present] + sorted(present - set(STRATEGY_ORDER))
+    colours = {s: plt.get_cmap("tab10")(i) for i, s in enumerate(strategies)}
+    markers = dict(zip(targets, "osD^vP*X"))
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    for p in points:
+        ax.scatter(p["latency_ms"], 100 * p["accuracy"], color=colours[p["strategy"]], marker=markers[p["target"]],
+                   s=70, edgecolor="black" if p["pareto"] else "none", linewidth=1.2, zorder=3)
+        if p["pareto"] or p["target"] == targets[0]:
+            ax.annotate(p["model"].removeprefix(f"{study}_"), (p["latency_ms"], 100 * p["accuracy"]),
+                        textcoords="offset points", xytext=(6, 4), fontsize=7.5, zorder=4)
+    front = sorted((p for p in points if p["pareto"]), key=lambda p: p["latency_ms"])
+    ax.step([p["latency_ms"] for p in front], [100 * p["accuracy"] for p in front], where="post",
+            color="black", linestyle="--", linewidth=1, zorder=2, label="Pareto front")
+    handles = [ax.scatter([], [], color=colours[s], marker="o", s=50, label=s) for s in strategies]
+    handles += [ax.scatter([], [], color="grey", marker=markers[t], s=50, label=t) for t in targets]
+    handles.append(ax.get_legend_handles_labels()[0][0])
+    ax.legend(handles=handles, fontsize=8, loc="lower right", title="strategy / target", title_fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
+    ax.set_ylabel("test Acc-2 (%)")
+    ax.set_title(f"Study {study}: accuracy vs latency (outlined: Pareto-optimal)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(path: str | os.PathLike[str], study: str, models: Sequence[Mapping[str, Any]],
+                 settings: Mapping[str, Any], notes: Sequence[str] = ()) -> Path:
+    """Writes ``report.md``, ``results.json``, the figure and ``models/<name>.json`` into ``path``,
+    replacing an older report only once the new one is complete. Returns ``path``."""
+    if not models:
+        raise ValueError("write_report got no model results")
+    with atomic_directory(path, overwrite=True) as root:
+        (root / REPORT_FILE).write_text(markdown(study, models, notes), encoding="utf-8")
+        results = {"study": study, "settings": settings, "models": list(models), "pareto": figure_points(models)}
+        (root / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        plot(study, models, root / FIGURE_FILE)
+        (root / MODELS_DIR).mkdir()
+        for model in models:
+            (root / MODELS_DIR / f"{model['name']}.json").write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,248 @@
+"""The fusion study end to end: train every experiment, export bundles, score and time them, report.
+
+``python -m training.study --config training/configs/study_demo.yaml`` (also ``fusionrt study`` and
+``make demo``) generates the sample data if needed, then for each experiment of the study config:
+
+1. **train** (:func:`training.train.train`) into ``<work_dir>/<name>/run``;
+2. **export** the best checkpoint (:func:`training.export.export_bundle`) to ``<work_dir>/<name>/bundle``,
+   int8 calibrated on the train fold, every variant scored on the test fold;
+3. **measure**: load the bundle with each latency target's backend and precision (skipping, with the
+   reason, those that cannot run here), score the test fold through ``Session.run`` and time batch-1
+   calls (:mod:`training.latency`).
+
+Every stage's output is kept, so a rerun after an interruption picks up where it stopped. The report
+(:mod:`training.report`) replaces ``<report_dir>`` as a whole once every model is done.
+
+Example:
+    >>> report = run_study(StudyConfig.load("training/configs/study_demo.yaml"))  # doctest: +SKIP
+    >>> (report / "report.md").read_text()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import fusionrt
+from fusionrt import backends
+from fusionrt.bundle import MANIFEST_NAME, BundleError, Manifest, read_manifest
+from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.experiment import MODALITIES, ExperimentConfig
+from training.export import export_bundle
+from training.export.graph_io import batch_feeds
+from training.latency import measure_latency, split_batch
+from training.loaders import dataset_root, fold_loader, load_tokenizer, resolve_tokenizer
+from training.metrics import mosi_metrics
+from training.report import write_report
+from training.study_config import ExportSection, LatencySection, StudyConfig
+from training.train import RESULT, train
+from training.trainer import BEST, write_json
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "study_demo.yaml"
+BUNDLE_DIR = "bundle"
+MEASURED = "measured.json"
+STAGES = ("train", "export", "measure")
+
+
+def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
+    """Runs (or resumes) ``study`` and writes its report; returns the report directory.
+
+    Args:
+        show_progress: a progress bar of models and stages; ``None`` shows it when stderr is a terminal.
+    """
+    started = time.perf_counter()
+    configs = study.experiment_configs()
+    progress = _Progress(len(configs) * len(STAGES), show_progress)
+    for data in {json.dumps(dataclasses.asdict(c.data), sort_keys=True): c.data for c in configs}.values():
+        progress.stage("data", "sample dataset" if data.root == "generated" else data.root)
+        dataset_root(data)  # generated once into the cache; later experiments reuse it
+    models = []
+    for config in configs:
+        bundle = config.run_dir.parent / BUNDLE_DIR
+        progress.stage(config.name, "train")
+        result = train_model(config)
+        progress.stage(config.name, "export", done=1)
+        export_model(config, result, study.export, bundle)
+        progress.stage(config.name, "measure", done=1)
+        models.append(measure_model(config, result, bundle, study.latency))
+        progress.stage(config.name, "done", done=1)
+    progress.bar.close()
+    settings = {"config": dataclasses.asdict(study), "host": platform.node(), "machine": platform.machine(),
+                "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+                "fusionrt": fusionrt.__version__, "seconds": round(time.perf_counter() - started, 1)}
+    notes = [f"{settings['seconds']:.0f} s for this run of the study on {settings['machine']} "
+             f"({'with' if settings['cuda'] else 'no'} CUDA, {settings['torch_threads']} torch threads); "
+             "stages already done in the work directory were reused"]
+    return write_report(study.resolved_report_dir, study.name, models, settings, notes)
+
+
+class _Progress:
+    """A line per stage (kept in logs) and a tqdm bar over all stages of all models (on a terminal)."""
+
+    def __init__(self, total: int, show: bool | None) -> None:
+        show = sys.stderr.isatty() if show is None else show
+        self.bar = tqdm(total=total, unit="stage", dynamic_ncols=True, disable=not show)
+        self.started = time.perf_counter()
+
+    def stage(self, model: str, stage: str, done: int = 0) -> None:
+        """Marks ``done`` stages finished and announces the next one."""
+        self.bar.update(done)
+        self.bar.set_description(f"{model}: {stage}")
+        tqdm.write(f"[study {time.perf_counter() - self.started:6.0f} s] {model}: {stage}")
+
+
+def train_model(config: ExperimentConfig) -> dict[str, Any]:
+    """``result.json`` of the experiment's run, training (or resuming) it unless a finished run of this
+    exact configuration is already there."""
+    result_path = config.run_dir / RESULT
+    saved = config.run_dir / "config.yaml"
+    if result_path.is_file() and saved.is_file() and ExperimentConfig.load(saved).to_dict() == config.to_dict():
+        return json.loads(result_path.read_text(encoding="utf-8"))
+    result = train(config)
+    if not result["finished"]:
+        raise RuntimeError(f"training {config.name} stopped at epoch {result['epoch']} without finishing")
+    return result
+
+
+def export_model(config: ExperimentConfig, result: dict[str, Any], options: ExportSection, path: Path) -> Manifest:
+    """The experiment's bundle at ``path``: reused when complete, newer than the checkpoint and holding
+    the wanted precisions; exported (replacing a stale one) otherwise."""
+    checkpoint = Path(result["checkpoint"])
+    try:
+        manifest = read_manifest(path)
+        fresh = (path / MANIFEST_NAME).stat().st_mtime >= checkpoint.stat().st_mtime
+        if fresh and set(options.precisions) <= set(manifest.variants):
+            return manifest
+    except BundleError:
+        pass  # missing or incomplete (an interrupted export leaves none): export it
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt)
+    data = config.data
+    root = dataset_root(data)
+    tokenizer = load_tokenizer(ckpt["tokenizer"])
+    # The loaders keep the experiment's modalities, so a unimodal baseline is calibrated and scored as trained.
+    calibration = fold_loader(data, "train", tokenizer, root, shuffle=True, seed=config.seed)
+    evaluation = fold_loader(data, "test", tokenizer, root, shuffle=False, seed=config.seed)
+    return export_bundle(
+        model, path, model_name=config.name, tokenizer=_bundle_tokenizer(config, model.config.text),
+        text_max_length=data.text_max_length, calibration=calibration, evaluation=evaluation,
+        precisions=options.precisions, overwrite=True, calibration_samples=options.calibration_samples,
+        calibration_method=options.calibration_method, accuracy_tolerance=options.accuracy_tolerance,
+    )
+
+
+def _bundle_tokenizer(config: ExperimentConfig, text: Any) -> Any:
+    """The text backbone's tokenizer for the bundle, also for an image-only baseline (deployment may
+    still send text): a ``tokenizer.json`` path, or a hub tokenizer's ``tokenizers`` backend."""
+    source = resolve_tokenizer(dataclasses.replace(config.data, modalities=list(MODALITIES)), text)
+    return source if source.endswith(".json") else load_tokenizer(source).backend_tokenizer
+
+
+def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path,
+                  latency: LatencySection) -> dict[str, Any]:
+    """The model's study record: identity, complexity, and per latency target the test metrics through
+    the deployed session and batch-1 latency (or why the target was skipped).
+
+    Cached in ``measured.json`` beside the run; the cache is used while it is newer than the bundle
+    and was measured with the same latency settings."""
+    manifest = read_manifest(bundle)
+    cache = config.run_dir.parent / MEASURED
+    settings = dataclasses.asdict(latency)
+    if cache.is_file() and cache.stat().st_mtime >= (bundle / MANIFEST_NAME).stat().st_mtime:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached["latency_settings"] == settings:
+            return cached["record"]
+    modalities = result["modalities"]
+    record = {
+        "name": config.name,
+        "model": result["model"],
+        "strategy": result["strategy"] if len(modalities) == len(MODALITIES) else f"{modalities[0]} only",
+        "modalities": modalities,
+        "params": result["complexity"]["total"]["params"],
+        "flops": result["complexity"]["total"]["flops"],
+        "complexity": result["complexity"],
+        "training": {k: result[k] for k in ("epochs_run", "best_epoch", "stopped_early", "train_seconds")},
+        "trainer_test_metrics": result["test"],
+        "bundle": str(bundle),
+        "export_metrics": {name: variant.metrics for name, variant in manifest.variants.items()},
+        "targets": {},
+    }
+    batches, labels = _test_feeds(config, latency.eval_batch_size)
+    timing_feeds = [f for batch in batches for f in split_batch(batch, latency.samples)][:latency.samples]
+    for target in latency.targets:
+        why = _why_not(target.backend, target.precision, target.device, manifest)
+        if why is not None:
+            record["targets"][target.label] = {"skipped": why}
+            continue
+        session = fusionrt.load(bundle, backend=target.backend, device=target.device, precision=target.precision,
+                                threads=latency.threads)
+        scores = np.concatenate([session.run(feeds)["score"] for feeds in batches])
+        stats = measure_latency(session, timing_feeds, warmup=latency.warmup, repeats=latency.repeats)
+        record["targets"][target.label] = {
+            "backend": session.backend, "device": session.device, "precision": session.precision,
+            "metrics": mosi_metrics(scores, labels), "latency": stats.to_dict(),
+        }
+    write_json(cache, {"latency_settings": settings, "record": record})
+    return record
+
+
+def _test_feeds(config: ExperimentConfig, batch_size: int) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
+    """The test fold as graph feeds (in the experiment's modalities) and its labels."""
+    data = dataclasses.replace(config.data, batch_size=batch_size)
+    checkpoint = load_checkpoint(config.run_dir / BEST)
+    loader = fold_loader(data, "test", load_tokenizer(checkpoint["tokenizer"]), dataset_root(data), shuffle=False,
+                         seed=config.seed)
+    batches = [(batch_feeds(b, data.text_max_length, data.image_size), b["label"].numpy()) for b in loader]
+    return [f for f, _ in batches], np.concatenate([y for _, y in batches])
+
+
+def _why_not(backend: str, precision: str, device: str | None, manifest: Manifest) -> str | None:
+    """Why this target cannot be measured here (backend unavailable, variant missing), or None."""
+    why = backends.unavailable(backend, manifest, device or backends.default_device(backend))
+    if why is not None:
+        return why
+    if precision not in manifest.variants:
+        return f"the bundle has no {precision} variant (export.precisions)"
+    if backend == "torch" and precision != "fp32":
+        return "the torch backend runs fp32 only"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.study`` / ``fusionrt study``: runs a study config; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="fusionrt study", description="Train, export, score and time every model "
+                                     "of a fusion study; write its report (resumes an interrupted study).")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help=f"study config (default: the CPU demo, {DEFAULT_CONFIG.name}; study_full.yaml: full size)")
+    parser.add_argument("--out", type=Path, default=None, help="report directory (default: reports/<study name>)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="trained runs and bundles, reused on a rerun (default: runs/study/<study name>)")
+    args = parser.parse_args(argv)
+    try:
+        study = StudyConfig.load(args.config)
+        study = dataclasses.replace(
+            study, report_dir=str(args.out) if args.out else study.report_dir,
+            work_dir=str(args.work_dir) if args.work_dir else study.work_dir,
+        )
+        report = run_study(study)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"fusionrt study: error: {error}", file=sys.stderr)
+        return 1
+    print((report / "report.md").read_text(encoding="utf-8"))
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
