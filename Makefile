@@ -33,8 +33,9 @@ $(VENV)/.stamp-install: $(VENV)/.stamp-build-tools $(NATIVE_SOURCES)
 
 install: $(VENV)/.stamp-install
 
+# The fusion study on built-in defaults (CPU, no downloads, ~20 min on 2 cores): report in reports/demo/.
 demo: install
-	$(VENV)/bin/fusionrt op-demo
+	$(PY) -m training.study --config training/configs/study_demo.yaml
 
 test: install trt-check
 	$(PY) -m pytest tests
