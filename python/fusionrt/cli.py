@@ -5,6 +5,7 @@ Example:
     $ fusionrt info runs/late/bundle
     $ fusionrt predict runs/late/bundle --text "what a film" --image face.png --backend onnxruntime
     $ fusionrt export --help
+    $ fusionrt study --config training/configs/study_demo.yaml
     $ fusionrt build runs/late/bundle --precision fp16
     $ fusionrt op-demo --batch 8
 """
@@ -12,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -29,6 +31,9 @@ STUDY_FEATURE_SIZES = {
     "bert-base + vit-base": (768, 768),
     "minilm + mobilenetv2": (384, 1280),
 }
+
+# Subcommands that live in the repository's training package: (module, entry point taking argv).
+TRAINING_COMMANDS = {"export": ("training.export", "cli_main"), "study": ("training.study", "main")}
 
 
 def _percentiles_us(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
@@ -102,17 +107,18 @@ def predict(bundle: str, texts: list[str] | None, images: list[str] | None, back
     return 0
 
 
-def export(argv: Sequence[str]) -> int:
-    """Delegates to the exporter, which lives in the repository's ``training`` package (not in the wheel)."""
+def training_command(command: str, argv: Sequence[str]) -> int:
+    """Delegates ``export`` / ``study`` to the repository's ``training`` package (not in the wheel)."""
+    module, function = TRAINING_COMMANDS[command]
     try:
-        from training.export import cli_main
+        entry = getattr(importlib.import_module(module), function)
     except ModuleNotFoundError as error:
-        if error.name not in ("training", "training.export"):
+        if error.name not in ("training", module):
             raise
-        print("fusionrt export needs the training package: run it from a fusionrt checkout "
-              "(python -m fusionrt.cli export ... in the repository root)", file=sys.stderr)
+        print(f"fusionrt {command} needs the training package: run it from a fusionrt checkout "
+              f"(python -m fusionrt.cli {command} ... in the repository root)", file=sys.stderr)
         return 2
-    return cli_main(list(argv))
+    return entry(list(argv))
 
 
 def add_build_command(commands: argparse._SubParsersAction) -> None:
@@ -144,8 +150,8 @@ def build(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusionrt`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["export"]:  # the exporter parses its own arguments (and --help)
-        return export(argv[1:])
+    if argv[:1] and argv[0] in TRAINING_COMMANDS:  # they parse their own arguments (and --help)
+        return training_command(argv[0], argv[1:])
     parser = argparse.ArgumentParser(prog="fusionrt", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     info_parser = commands.add_parser("info", help="build facts and available devices; with a bundle, its summary")
@@ -158,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
     run.add_argument("--precision", default="fp32", choices=PRECISIONS)
     commands.add_parser("export", help="export a trained model to a bundle (from a fusionrt checkout)", add_help=False)
+    commands.add_parser("study", help="train, export, score and time a fusion study; write its report "
+                        "(from a fusionrt checkout)", add_help=False)
     add_build_command(commands)
     demo = commands.add_parser("op-demo", help="run the fused concat + LayerNorm op on built-in data")
     demo.add_argument("--batch", type=int, default=1)
