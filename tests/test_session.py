@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fusionrt
+from fusionrt.backends import tensorrt as tensorrt_backend
 from fusionrt.bundle import FORMAT_VERSION, BundleError
 from fusionrt.preprocessing import TextTokenizer, preprocess_images
 from tiny_bundles import IMAGE_SIZE, TEXT_LENGTH, tiny_bundle
@@ -238,8 +239,8 @@ def test_unknown_or_absent_precisions_list_the_choices(bundle, copy_of):
 
 
 def test_auto_picks_onnxruntime_here_and_says_so(bundle, caplog):
-    if fusionrt.build_info()["tensorrt"] is not None and fusionrt.cuda_available():
-        pytest.skip("TensorRT and a GPU are present: auto would consider TensorRT")
+    if tensorrt_backend.unavailable_reason() is None:
+        pytest.skip("TensorRT, its Python package and a GPU are present: auto picks TensorRT")
     with caplog.at_level(logging.INFO, logger="fusionrt"):
         session = fusionrt.load(bundle)
     assert (session.backend, session.device, session.precision) == ("onnxruntime", "cpu", "fp32")
@@ -247,6 +248,8 @@ def test_auto_picks_onnxruntime_here_and_says_so(bundle, caplog):
 
 
 def test_tensorrt_says_why_it_cannot_run(bundle):
+    if tensorrt_backend.unavailable_reason() is None:
+        pytest.skip("TensorRT, its Python package and a GPU are present: the backend runs (see test_tensorrt.py)")
     with pytest.raises(RuntimeError, match="the tensorrt backend cannot run here: .*TensorRT"):
         fusionrt.load(bundle, backend="tensorrt")
     if fusionrt.build_info()["tensorrt"] is None:

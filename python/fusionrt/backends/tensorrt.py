@@ -1,39 +1,135 @@
-"""The TensorRT backend: engines built from ``model.plugins.onnx`` with fusionrt's plugins.
+"""The TensorRT backend: the bundle's engine (built once, cached in the bundle) run by ``_C.EngineRunner``.
 
-The engine builder (``fusionrt.engine_builder``) and the C++ runtime (``_C.EngineRunner``, built only
-with TensorRT) exist, but a Session does not drive them yet, so this module only says precisely why
-the backend cannot run: no pretending stub that falls back silently.
+Opening builds the engine for the requested precision with :func:`fusionrt.engine_builder.build_engine`
+(a cache hit returns at once) and deserialises it on the GPU. ``run`` hands the feeds to the C++
+runtime as they are: numpy arrays, DLPack producers (torch tensors) and ``__cuda_array_interface__``
+producers (CuPy), on the host or on the engine's GPU, with no copy in Python.
+
+Needs three things, and says which one is missing: a fusionrt built with TensorRT (``_C.EngineRunner``),
+a usable CUDA device, and the ``tensorrt`` Python package (``pip install fusionrt[trt]``, or JetPack's),
+which the builder needs even for a cache hit because the cache is keyed by its version.
 
 Example:
-    >>> unavailable_reason()  # on a build without TensorRT  # doctest: +SKIP
-    "TensorRT support is not built into this fusionrt (build_info()['tensorrt'] is None); ..."
+    >>> session = fusionrt.load("bundle", backend="tensorrt", precision="fp16")  # doctest: +SKIP
+    >>> session.run(feeds)["score"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
-from .. import build_info, cuda_available
-from ..bundle import Manifest
+import numpy as np
+
+from .. import _C, build_info, cuda_available
+from ..bundle import BundleError, Manifest
+
+# The engine's batch range. Batch 1 is what the edge runs, so the engine is tuned for it; 8 covers the
+# batched calls the benchmarks and offline scoring make. `fusionrt build` builds other ranges.
+MAX_BATCH = 8
+OPT_BATCH = 1
 
 
 def unavailable_reason() -> str | None:
-    """Why the TensorRT backend cannot run in this process (it cannot yet anywhere: see the module doc)."""
+    """Why the TensorRT backend cannot run in this process, or None when it can."""
     version = build_info()["tensorrt"]
-    if version is None:
+    if version is None or not hasattr(_C, "EngineRunner"):
         return (
             "TensorRT support is not built into this fusionrt (build_info()['tensorrt'] is None); "
             "rebuild with -DFUSIONRT_TENSORRT=ON where TensorRT is installed, or use backend='onnxruntime'"
         )
     if not cuda_available():
-        return f"this fusionrt is built with TensorRT {version}, but no CUDA device is usable"
-    return (
-        f"this fusionrt is built with TensorRT {version}, but Session does not run TensorRT engines yet "
-        "(build them with fusionrt.engine_builder); use backend='onnxruntime' or 'torch'"
-    )
+        return f"this fusionrt is built with TensorRT {version}, but no CUDA device is usable (no GPU or no driver)"
+    if importlib.util.find_spec("tensorrt") is None:
+        return (
+            f"this fusionrt is built with TensorRT {version}, but the tensorrt Python package, which builds and "
+            "keys the engines, is not installed (pip install fusionrt[trt], or JetPack's python3-libnvinfer)"
+        )
+    return None
 
 
-def open_engine(root: Path, manifest: Manifest, device: str, precision: str) -> NoReturn:
-    """Would deserialize (or build and cache) the bundle's engine; raises while the runtime is missing."""
-    raise RuntimeError(f"the tensorrt backend cannot run here: {unavailable_reason()}")
+def device_index(device: str) -> int:
+    """The CUDA device index of ``device`` ("cuda" -> 0, "cuda:1" -> 1); ValueError for anything else."""
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or not (index == "" or index.isdigit()):
+        raise ValueError(f"device {device!r} is not supported by the tensorrt backend, expected 'cuda' or 'cuda:N'")
+    return int(index or 0)
+
+
+class NumericDtype:
+    """A dtype that equals numpy's and torch's spelling of the same type (``float32``, ``int64``, ``bool``).
+
+    The engine takes numpy arrays and torch tensors alike, so the Session's feed check must accept both
+    dtype kinds; numpy and torch dtypes both defer to this object's ``__eq__`` / ``__ne__``.
+    """
+
+    __slots__ = ("name", "_numpy", "_torch")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._numpy = np.dtype(name)
+        self._torch = f"torch.{name}"
+
+    def __eq__(self, other: object) -> bool:
+        return other == self._numpy if isinstance(other, np.dtype) else str(other) == self._torch
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self._numpy)
+
+    def __repr__(self) -> str:
+        return f"NumericDtype({self.name!r})"
+
+
+class TensorRTBackend:
+    """Runs one cached engine of a bundle with fusionrt's C++ runtime (CUDA graphs on)."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine: Path, manifest: Manifest, device: str) -> None:
+        self.device = device
+        self.engine = engine
+        self._runner = _C.EngineRunner(engine, device=device_index(device), cuda_graphs=True)
+        self.output_names = tuple(t["name"] for t in self._runner.outputs)
+        inputs = [t["name"] for t in self._runner.inputs]
+        if set(inputs) != set(manifest.inputs) or set(self.output_names) != set(manifest.outputs):
+            raise BundleError(
+                f"engine {engine.name} has inputs {inputs} and outputs {list(self.output_names)}, expected "
+                f"{list(manifest.inputs)} and {list(manifest.outputs)} (the manifest's); rebuild it with "
+                "fusionrt build --rebuild"
+            )
+
+    @staticmethod
+    def dtype(name: str) -> NumericDtype:
+        """A dtype equal to numpy's and torch's ``name``, since the runtime takes both."""
+        return NumericDtype(name)
+
+    @staticmethod
+    def adopt(value: Any) -> Any:
+        """``value`` unchanged: the runtime views numpy, DLPack and CUDA arrays itself."""
+        return value
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Runs the engine (GIL released while the GPU works); returns every output as numpy."""
+        return self._runner.run(feeds)
+
+
+def open_engine(root: Path, manifest: Manifest, device: str, precision: str) -> TensorRTBackend:
+    """The bundle's ``precision`` engine for batches 1..:data:`MAX_BATCH` on ``device``: cached, or built and cached.
+
+    The caller (:func:`fusionrt.backends.open_backend`) has checked :func:`unavailable_reason`.
+    """
+    index = device_index(device)
+    if index != 0 and _C.cuda_device_properties(index)["name"] != _C.cuda_device_properties(0)["name"]:
+        # The builder tunes for device 0; an engine runs only on the GPU model it was built for.
+        raise ValueError(
+            f"device {device!r} is a different GPU model from cuda:0, which engines are built for; "
+            f"select it with CUDA_VISIBLE_DEVICES={index} and device='cuda'"
+        )
+    from ..engine_builder import build_engine
+
+    engine = build_engine(root, precision=precision, max_batch=MAX_BATCH, opt_batch=OPT_BATCH)
+    return TensorRTBackend(engine, manifest, device)
