@@ -13,7 +13,7 @@ CUDA_INCLUDE ?= /usr/local/cuda/include
 NATIVE_SOURCES := CMakeLists.txt pyproject.toml $(wildcard cmake/*.cmake) \
                   $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: all install demo test bench trt-check clean
+.PHONY: all install demo test bench bench-save bench-compare trt-check clean
 
 all: install
 
@@ -45,8 +45,25 @@ test: install trt-check
 trt-check:
 	PYBIND11_INCLUDES="$$($(PY) -m pybind11 --includes 2>/dev/null)" tools/trt_check.sh "$(TRT_HEADERS)" "$(CUDA_INCLUDE)"
 
+# Benchmarks (not part of `make test`; see bench/README.md). Baselines live per machine under
+# .benchmarks/<BENCH_MACHINE>/; bench-compare fails when a median regresses by more than BENCH_THRESHOLD
+# against BENCH_BASELINE (a saved run's number, e.g. 0003; empty: the machine's latest).
+BENCH_MACHINE   ?= $(shell hostname -s)
+BENCH_BASELINE  ?=
+BENCH_THRESHOLD ?= 10%
+BENCH_ARGS      ?=
+BENCH := $(PY) -m pytest bench --benchmark-only --benchmark-group-by=group \
+         --benchmark-columns=min,median,iqr,max,rounds --benchmark-storage=.benchmarks/$(BENCH_MACHINE)
+
 bench: install
-	$(PY) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+	$(BENCH) $(BENCH_ARGS)
+
+bench-save: install
+	$(BENCH) --benchmark-save=$(BENCH_MACHINE) $(BENCH_ARGS)
+
+bench-compare: install
+	$(BENCH) --benchmark-compare$(if $(BENCH_BASELINE),=$(BENCH_BASELINE)) \
+	  --benchmark-compare-fail=median:$(BENCH_THRESHOLD) $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(VENV)/.stamp-install
