@@ -6,12 +6,15 @@ if(NOT FUSIONRT_WITH_TENSORRT)
 endif()
 
 set(_trt ${PROJECT_SOURCE_DIR}/csrc/tensorrt)
-# What both the plugin library and fusionrt._C's engine runtime compile; the field rules
-# (ConcatLayerNormFields.cpp) are among _C's sources in every build, so they are listed apart.
+# What both the plugin library and fusionrt._C's engine runtime compile; the TensorRT-free field rules
+# (FUSIONRT_TRT_FIELD_SOURCES, from CMakeLists.txt) are among _C's sources in every build, so they
+# are listed apart.
 set(FUSIONRT_TRT_PLUGIN_SOURCES
   ${_trt}/logging.cpp
   ${_trt}/plugin_registry.cpp
-  ${_trt}/concat_layernorm/ConcatLayerNormPlugin.cpp)
+  ${_trt}/common/PluginAdapters.cpp
+  ${_trt}/concat_layernorm/ConcatLayerNormPlugin.cpp
+  ${_trt}/attention/MultiheadAttentionPlugin.cpp)
 # The engine runtime fusionrt._C links in (runtime/ShapeRules.cpp and TensorTypes.cpp, TensorRT-free,
 # are among _C's sources in every build).
 set(FUSIONRT_TRT_RUNTIME_SOURCES
@@ -21,7 +24,7 @@ set(FUSIONRT_TRT_RUNTIME_SOURCES
   ${_trt}/runtime/CudaGraphCache.cpp
   ${_trt}/runtime/EngineRunner.cpp)
 
-add_library(fusionrt_plugins SHARED ${FUSIONRT_TRT_PLUGIN_SOURCES} ${_trt}/concat_layernorm/ConcatLayerNormFields.cpp)
+add_library(fusionrt_plugins SHARED ${FUSIONRT_TRT_PLUGIN_SOURCES} ${FUSIONRT_TRT_FIELD_SOURCES})
 target_include_directories(fusionrt_plugins SYSTEM PRIVATE ${TensorRT_INCLUDE_DIR})
 target_link_libraries(fusionrt_plugins PRIVATE fusionrt_kernels ${TensorRT_LIBRARY})
 target_compile_options(fusionrt_plugins PRIVATE -Wall -Wextra)

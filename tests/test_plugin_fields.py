@@ -175,3 +175,146 @@ def test_input_count_follows_has_weight_and_has_bias(has_weight, has_bias, count
 def test_shape_mismatch(shapes, message):
     with pytest.raises(ValueError, match=message):
         _C.concat_layernorm_output_shape(fields(), shapes)
+
+
+# --- FusionrtMultiheadAttention -------------------------------------------------------------------
+
+MHA = _C.plugin_specs()["multihead_attention"]
+MHA_FIELD = MHA["fields"]
+
+
+def mha_fields(scale=0.125, has_mask=1):
+    return [(MHA_FIELD["scale"], np.float32([scale])), (MHA_FIELD["has_mask"], np.int32([has_mask]))]
+
+
+def mha_replaced(name, value):
+    return [(n, value if n == MHA_FIELD[name] else v) for n, v in mha_fields()]
+
+
+def mha_shapes(batch=2, heads=4, lq=5, lk=7, head_dim=16, mask=True):
+    qkv = [[batch, heads, lq, head_dim], [batch, heads, lk, head_dim], [batch, heads, lk, head_dim]]
+    return qkv + ([[batch, lk]] if mask else [])
+
+
+@pytest.mark.parametrize("has_mask", [0, 1])
+@pytest.mark.parametrize("scale", [0.125, 1.0, -0.5, 0.0])  # the exporter writes the resolved scale as it is
+def test_attention_valid_fields(scale, has_mask):
+    config = _C.parse_multihead_attention_fields(mha_fields(scale, has_mask))
+    assert config == {"scale": pytest.approx(scale), "has_mask": bool(has_mask), "nb_node_inputs": 3 + has_mask}
+    assert _C.parse_multihead_attention_fields(mha_fields(scale, has_mask)[::-1]) == config
+
+
+@pytest.mark.parametrize("has_mask", [False, True])
+def test_attention_serialised_fields_parse_back(has_mask):
+    serialised = _C.multihead_attention_plugin_fields(0.3, has_mask)
+    assert [name for name, _ in serialised] == [MHA_FIELD["scale"], MHA_FIELD["has_mask"]]
+    assert [value.dtype for _, value in serialised] == [np.float32, np.int32]
+    config = _C.parse_multihead_attention_fields(serialised)
+    assert (config["scale"], config["has_mask"]) == (pytest.approx(0.3), has_mask)
+
+
+@pytest.mark.parametrize("name", ["scale", "has_mask"])
+def test_attention_missing_field(name):
+    incomplete = [(n, v) for n, v in mha_fields() if n != MHA_FIELD[name]]
+    with pytest.raises(ValueError, match=f"missing field '{MHA_FIELD[name]}' for {MHA['name']}"):
+        _C.parse_multihead_attention_fields(incomplete)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("scale", np.float64([0.125]), "field 'scale' has type float64, expected float32"),
+        ("scale", 0.125, "field 'scale' has type float64, expected float32"),
+        ("scale", np.int32([1]), "field 'scale' has type int32, expected float32"),
+        ("has_mask", np.int64([1]), "field 'has_mask' has type int64, expected int32"),
+        ("has_mask", np.float32([1]), "field 'has_mask' has type float32, expected int32"),
+        ("scale", np.float32([0.1, 0.2]), "field 'scale' has 2 values, expected 1"),
+        ("has_mask", np.zeros(0, np.int32), "field 'has_mask' has 0 values, expected 1"),
+    ],
+)
+def test_attention_wrong_type_or_length(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        _C.parse_multihead_attention_fields(mha_replaced(name, value))
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -float("inf")])
+def test_attention_scale_not_finite(scale):
+    with pytest.raises(ValueError, match="field 'scale' is .*, expected a finite value"):
+        _C.parse_multihead_attention_fields(mha_fields(scale=scale))
+
+
+@pytest.mark.parametrize("flag", [-1, 2])
+def test_attention_has_mask_not_boolean(flag):
+    with pytest.raises(ValueError, match=f"field 'has_mask' is {flag}, expected 0 or 1"):
+        _C.parse_multihead_attention_fields(mha_fields(has_mask=flag))
+
+
+def test_attention_unknown_and_duplicate_fields():
+    with pytest.raises(ValueError, match="unknown field 'eps' for FusionrtMultiheadAttention, expected 'scale', 'has_mask'"):
+        _C.parse_multihead_attention_fields([*mha_fields(), ("eps", np.float32([1e-5]))])
+    with pytest.raises(ValueError, match="field 'has_mask' is given twice"):
+        _C.parse_multihead_attention_fields([*mha_fields(), (MHA_FIELD["has_mask"], np.int32([0]))])
+
+
+@pytest.mark.parametrize("has_mask", [0, 1])
+@pytest.mark.parametrize(("lq", "lk", "head_dim"), [(1, 1, 1), (5, 7, 16), (197, 32, 64), (3, 0, 128)])
+def test_attention_output_shape_is_q_shape(has_mask, lq, lk, head_dim):
+    shapes = mha_shapes(3, 2, lq, lk, head_dim, mask=has_mask)
+    assert _C.multihead_attention_output_shape(mha_fields(has_mask=has_mask), shapes) == (3, 2, lq, head_dim)
+
+
+def test_attention_output_shape_with_sizes_unknown_at_build_time():
+    f = mha_fields()
+    dynamic = [[UNKNOWN, 4, UNKNOWN, 8], [UNKNOWN, 4, UNKNOWN, 8], [UNKNOWN, 4, UNKNOWN, 8], [UNKNOWN, UNKNOWN]]
+    assert _C.multihead_attention_output_shape(f, dynamic) == (UNKNOWN, 4, UNKNOWN, 8)
+    # A size is known as soon as one input knows it; Lq only from q.
+    assert _C.multihead_attention_output_shape(
+        f, [[UNKNOWN, 4, UNKNOWN, 8], [UNKNOWN, 4, 7, 8], [UNKNOWN, 4, UNKNOWN, 8], [3, UNKNOWN]]
+    ) == (3, 4, UNKNOWN, 8)
+
+
+@pytest.mark.parametrize(
+    ("has_mask", "count", "expected"),
+    [(1, 3, r"expected 4 inputs \(q, k, v, key_padding_mask\), got 3"),
+     (0, 4, r"expected 3 inputs \(q, k, v\), got 4"),
+     (0, 2, r"expected 3 inputs \(q, k, v\), got 2")],
+)
+def test_attention_input_count_follows_has_mask(has_mask, count, expected):
+    shapes = (mha_shapes(mask=True) + [[2, 7]])[:count]
+    with pytest.raises(ValueError, match=expected):
+        _C.multihead_attention_output_shape(mha_fields(has_mask=has_mask), shapes)
+
+
+@pytest.mark.parametrize("head_dim", [129, 256, 0])
+def test_attention_bad_head_dim(head_dim):
+    with pytest.raises(ValueError, match=f"head_dim is {head_dim}, expected 1 to 128"):
+        _C.multihead_attention_output_shape(mha_fields(), mha_shapes(head_dim=head_dim))
+
+
+@pytest.mark.parametrize(
+    ("index", "shape", "message"),
+    [
+        (0, [2, 4, 5], r"q has shape \(2, 4, 5\), expected 4 dims \(batch, heads, Lq, head_dim\)"),
+        (1, [2, 4, 7, 16, 1], r"k has shape \(2, 4, 7, 16, 1\), expected 4 dims \(batch, heads, Lk, head_dim\)"),
+        (1, [3, 4, 7, 16], r"k batch is 3, expected 2"),
+        (2, [2, 8, 7, 16], r"v heads is 8, expected 4"),
+        (1, [2, 4, 7, 32], r"k head_dim is 32, expected 16"),
+        (2, [2, 4, 6, 16], r"v length is 6, expected 7 \(the length of k\)"),
+        (3, [2, 6], r"key_padding_mask keys is 6, expected 7 \(the length of k and v\)"),
+        (3, [1, 7], r"key_padding_mask batch is 1, expected 2"),
+        (3, [2, 1, 7], r"key_padding_mask has shape \(2, 1, 7\), expected 2 dims \(batch, Lk\)"),
+    ],
+)
+def test_attention_shape_mismatch(index, shape, message):
+    shapes = mha_shapes()
+    shapes[index] = shape
+    with pytest.raises(ValueError, match=message):
+        _C.multihead_attention_output_shape(mha_fields(), shapes)
+
+
+def test_attention_mismatch_found_once_sizes_are_known():
+    # At build time the batches are unknown; at runtime a differing one is reported.
+    shapes = [[UNKNOWN, 4, 5, 16], [UNKNOWN, 4, 7, 16], [UNKNOWN, 4, 7, 16], [UNKNOWN, 7]]
+    assert _C.multihead_attention_output_shape(mha_fields(), shapes)[0] == UNKNOWN
+    with pytest.raises(ValueError, match="v batch is 3, expected 2"):
+        _C.multihead_attention_output_shape(mha_fields(), [[2, 4, 5, 16], [2, 4, 7, 16], [3, 4, 7, 16], [2, 7]])

@@ -6,10 +6,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
 #include "ops.h"
+#include "tensorrt/attention/MultiheadAttentionFields.h"
 #include "tensorrt/concat_layernorm/ConcatLayerNormFields.h"
 
 namespace py = pybind11;
@@ -61,14 +63,31 @@ Fields to_fields(const std::vector<std::pair<std::string, py::object>>& items) {
   return fields;
 }
 
-trt::ConcatLayerNormConfig parse_concat_layernorm(const std::vector<std::pair<std::string, py::object>>& items) {
+using FieldItems = std::vector<std::pair<std::string, py::object>>;
+
+// `parser` (a parse_*_fields rule) over fields given as (name, numpy array) pairs.
+template <typename Parser>
+auto parse(const FieldItems& items, Parser parser) {
   const Fields fields = to_fields(items);
-  return trt::parse_concat_layernorm_fields(fields.raw.data(), static_cast<int32_t>(fields.raw.size()));
+  return parser(fields.raw.data(), static_cast<int32_t>(fields.raw.size()));
+}
+
+trt::ConcatLayerNormConfig parse_concat_layernorm(const FieldItems& items) {
+  return parse(items, trt::parse_concat_layernorm_fields);
+}
+
+trt::MultiheadAttentionConfig parse_multihead_attention(const FieldItems& items) {
+  return parse(items, trt::parse_multihead_attention_fields);
 }
 
 py::dict config_dict(const trt::ConcatLayerNormConfig& config) {
   return py::dict(py::arg("eps") = config.eps, py::arg("num_inputs") = config.num_inputs,
                   py::arg("has_weight") = bool(config.has_weight), py::arg("has_bias") = bool(config.has_bias),
+                  py::arg("nb_node_inputs") = config.nb_node_inputs());
+}
+
+py::dict config_dict(const trt::MultiheadAttentionConfig& config) {
+  return py::dict(py::arg("scale") = config.scale, py::arg("has_mask") = bool(config.has_mask),
                   py::arg("nb_node_inputs") = config.nb_node_inputs());
 }
 
@@ -78,6 +97,14 @@ py::array field_array(const RawField& field) {
     case FieldType::kInt32: return py::array_t<int32_t>(field.length, static_cast<const int32_t*>(field.data));
     default: throw py::type_error(std::string("no numpy conversion for field type ") + field_type_name(field.type));
   }
+}
+
+// (name, numpy array) pairs of serialised fields.
+template <size_t N>
+py::list field_list(const std::array<RawField, N>& fields) {
+  py::list list;
+  for (const RawField& field : fields) list.append(py::make_tuple(field.name, field_array(field)));
+  return list;
 }
 
 }  // namespace
@@ -100,11 +127,7 @@ void bind_plugin_fields(py::module_& m) {
         config.num_inputs = num_inputs;
         config.has_weight = has_weight;
         config.has_bias = has_bias;
-        py::list fields;
-        for (const RawField& field : trt::concat_layernorm_fields(config)) {
-          fields.append(py::make_tuple(field.name, field_array(field)));
-        }
-        return fields;
+        return field_list(trt::concat_layernorm_fields(config));
       },
       py::arg("eps"), py::arg("num_inputs"), py::arg("has_weight"), py::arg("has_bias"),
       "The (name, numpy array) fields a FusionrtConcatLayerNorm plugin serialises for these attributes.");
@@ -118,6 +141,32 @@ void bind_plugin_fields(py::module_& m) {
       py::arg("fields"), py::arg("input_shapes"),
       "Output shape (batch, sum d_i) of a FusionrtConcatLayerNorm node with these fields and input shapes, by the "
       "plugin's rules; -1 marks a size unknown until runtime. Raises ValueError on a mismatch.");
+  m.def(
+      "parse_multihead_attention_fields",
+      [](const FieldItems& fields) { return config_dict(parse_multihead_attention(fields)); }, py::arg("fields"),
+      "Parse and validate FusionrtMultiheadAttention plugin fields, given as (name, numpy array) pairs, exactly as "
+      "the TensorRT plugin creator does. Returns {scale, has_mask, nb_node_inputs}; raises ValueError naming the "
+      "field that is missing, mistyped or out of range.");
+  m.def(
+      "multihead_attention_plugin_fields",
+      [](float scale, bool has_mask) {
+        trt::MultiheadAttentionConfig config;
+        config.scale = scale;
+        config.has_mask = has_mask;
+        return field_list(trt::multihead_attention_fields(config));
+      },
+      py::arg("scale"), py::arg("has_mask"),
+      "The (name, numpy array) fields a FusionrtMultiheadAttention plugin serialises for these attributes.");
+  m.def(
+      "multihead_attention_output_shape",
+      [](const FieldItems& fields, const std::vector<std::vector<int64_t>>& input_shapes) {
+        const auto shape = trt::multihead_attention_output_shape(parse_multihead_attention(fields), input_shapes);
+        return py::make_tuple(shape[0], shape[1], shape[2], shape[3]);
+      },
+      py::arg("fields"), py::arg("input_shapes"),
+      "Output shape (batch, heads, Lq, head_dim) of a FusionrtMultiheadAttention node with these fields and input "
+      "shapes (q, k, v, then the mask when has_mask), by the plugin's rules; -1 marks a size unknown until runtime. "
+      "Raises ValueError on a mismatch.");
 }
 
 }  // namespace fusionrt::bindings

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/plugin_specs.h"
+#include "tensorrt/attention/MultiheadAttentionPlugin.h"
 #include "tensorrt/concat_layernorm/ConcatLayerNormPlugin.h"
 #include "tensorrt/logging.h"
 
@@ -22,8 +23,9 @@ namespace {
 // Creators live as long as the library: registries keep pointers to them.
 struct Creators {
   ConcatLayerNormPluginCreator concatLayerNorm;
+  MultiheadAttentionPluginCreator multiheadAttention;
 
-  std::array<nvinfer1::IPluginCreatorInterface*, 1> all{&concatLayerNorm};
+  std::array<nvinfer1::IPluginCreatorInterface*, 2> all{&concatLayerNorm, &multiheadAttention};
 };
 
 Creators& creators() {

@@ -1,48 +1,17 @@
 // Fields and shape rules of the FusionrtConcatLayerNorm plugin, free of TensorRT types so that the
 // rules the plugin enforces are compiled into fusionrt._C and unit-tested on machines without
-// TensorRT. The plugin converts nvinfer1::PluginField / Dims into these types and back.
+// TensorRT (common/PluginFields.h).
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <string>
 #include <vector>
+
+#include "tensorrt/common/PluginFields.h"
 
 namespace fusionrt::trt {
 
-// Same numbering as nvinfer1::PluginFieldType (ConcatLayerNormPlugin.cpp asserts it), so a plugin
-// field's type converts with a cast. Only float32 and int32 are accepted; the others name what came.
-enum class FieldType : int32_t {
-  kFloat16 = 0,
-  kFloat32 = 1,
-  kFloat64 = 2,
-  kInt8 = 3,
-  kInt16 = 4,
-  kInt32 = 5,
-  kChar = 6,
-  kDims = 7,
-  kUnknown = 8,
-  kBFloat16 = 9,
-  kInt64 = 10,
-  kFloat8 = 11,
-  kInt4 = 12,
-};
-
-const char* field_type_name(FieldType type);
-
-// One plugin field as TensorRT hands it over: `length` elements of `type` at `data`.
-struct RawField {
-  const char* name;
-  FieldType type;
-  const void* data;
-  int32_t length;
-};
-
 // The fields the creator declares (getFieldNames) and the parser expects, in serialisation order.
-struct FieldSpec {
-  const char* name;
-  FieldType type;
-};
 const std::array<FieldSpec, 4>& concat_layernorm_field_specs();
 
 // The plugin's attributes, held exactly as they are serialised (int32 flags included), so that
@@ -66,9 +35,6 @@ ConcatLayerNormConfig parse_concat_layernorm_fields(const RawField* fields, int3
 // The fields that serialise `config`, pointing into it (valid while `config` lives); what
 // parse_concat_layernorm_fields reads back.
 std::array<RawField, 4> concat_layernorm_fields(const ConcatLayerNormConfig& config);
-
-// A dimension TensorRT does not know yet (dynamic at build time), as in nvinfer1::Dims.
-inline constexpr int64_t kUnknownDim = -1;
 
 // Checks the node input shapes against `config` (inputs (batch, d_i), weight and bias (sum d_i,);
 // kUnknownDim where a size is not known yet) and returns the output shape (batch, sum d_i), with

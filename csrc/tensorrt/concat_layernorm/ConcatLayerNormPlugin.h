@@ -12,31 +12,26 @@
 #include <string>
 #include <vector>
 
+#include "common/plugin_specs.h"
+#include "tensorrt/common/PluginBase.h"
 #include "tensorrt/concat_layernorm/ConcatLayerNormFields.h"
 
 namespace fusionrt::trt {
 
-class ConcatLayerNormPlugin final : public nvinfer1::IPluginV3,
-                                    public nvinfer1::IPluginV3OneCore,
-                                    public nvinfer1::IPluginV3OneBuild,
-                                    public nvinfer1::IPluginV3OneRuntime {
+class ConcatLayerNormPlugin final : public PluginV3Base<ConcatLayerNormPlugin> {
  public:
+  using Spec = specs::ConcatLayerNorm;
+  static std::array<FieldSpec, 4> const& fieldSpecs() { return concat_layernorm_field_specs(); }
+  static ConcatLayerNormConfig parseFields(RawField const* fields, int32_t count) { return parse_concat_layernorm_fields(fields, count); }
+
   ConcatLayerNormPlugin(std::string const& layerName, ConcatLayerNormConfig const& config);
   ConcatLayerNormPlugin(ConcatLayerNormPlugin const&) = default;
-  ConcatLayerNormPlugin& operator=(ConcatLayerNormPlugin const&) = delete;
-  ~ConcatLayerNormPlugin() override = default;
 
-  // IPluginV3
-  nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
-  nvinfer1::IPluginV3* clone() noexcept override;
-
-  // IPluginV3OneCore
-  char const* getPluginName() const noexcept override;
-  char const* getPluginVersion() const noexcept override;
-  char const* getPluginNamespace() const noexcept override;
+  // Throws std::invalid_argument unless the input shapes (kUnknownDim where not known yet) follow the
+  // node's rules.
+  void checkInputShapes(std::vector<std::vector<int64_t>> const& shapes) const;
 
   // IPluginV3OneBuild
-  int32_t getNbOutputs() const noexcept override;
   int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
                              int32_t nbInputs) const noexcept override;
   int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
@@ -44,47 +39,20 @@ class ConcatLayerNormPlugin final : public nvinfer1::IPluginV3,
                           nvinfer1::IExprBuilder& exprBuilder) noexcept override;
   bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                  int32_t nbOutputs) noexcept override;
-  int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-                          nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
   size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                           nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
   // IPluginV3OneRuntime
-  int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-                        int32_t nbOutputs) noexcept override;
   int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
                   void const* const* inputs, void* const* outputs, void* workspace,
                   cudaStream_t stream) noexcept override;
-  nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
   nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
  private:
-  // "FusionrtConcatLayerNorm '<layer>'": errors name the layer, which is what users can find.
-  std::string mLogName;
   ConcatLayerNormConfig mConfig;
-  // getFieldsToSerialize's answer, pointing into mConfig: rebuilt on every call, so a clone never
-  // hands out pointers into the plugin it was copied from.
-  std::array<nvinfer1::PluginField, 4> mSerialFields;
-  nvinfer1::PluginFieldCollection mSerialCollection{};
+  SerialFields<4> mSerialFields;
 };
 
-class ConcatLayerNormPluginCreator final : public nvinfer1::IPluginCreatorV3One {
- public:
-  ConcatLayerNormPluginCreator();
-  ConcatLayerNormPluginCreator(ConcatLayerNormPluginCreator const&) = delete;
-  ConcatLayerNormPluginCreator& operator=(ConcatLayerNormPluginCreator const&) = delete;
-  ~ConcatLayerNormPluginCreator() override = default;
-
-  char const* getPluginName() const noexcept override;
-  char const* getPluginVersion() const noexcept override;
-  char const* getPluginNamespace() const noexcept override;
-  nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
-  nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
-                                    nvinfer1::TensorRTPhase phase) noexcept override;
-
- private:
-  std::vector<nvinfer1::PluginField> mFieldNames;
-  nvinfer1::PluginFieldCollection mFieldCollection{};
-};
+using ConcatLayerNormPluginCreator = PluginCreatorV3<ConcatLayerNormPlugin>;
 
 }  // namespace fusionrt::trt
