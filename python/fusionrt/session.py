@@ -188,6 +188,7 @@ def load(
     precision: str = "fp32",
     *,
     threads: int | None = None,
+    execution: str = "auto",
 ) -> Session:
     """Loads the bundle at ``path`` and opens it on a backend.
 
@@ -198,10 +199,15 @@ def load(
         device: "cpu", "cuda", "cuda:N"; None means "cuda" for TensorRT and "cpu" otherwise.
         precision: one of the bundle's variants ("fp32", "fp16", "int8").
         threads: ONNX Runtime intra-op threads; None means the physical cores this process may use.
+        execution: how ONNX Runtime runs late / intermediate fusion's two branches: "sequential",
+            "parallel" (ORT_PARALLEL), "branches" (two branch sessions on two threads), or "auto" (the
+            mode :func:`fusionrt.execution.choose_execution` recorded for this bundle and host, else
+            sequential). Other backends take only "auto" / "sequential".
 
     Raises:
         BundleError: the bundle is missing, incomplete, tampered with or from a newer fusionrt.
-        ValueError: unknown backend, or a precision the bundle (or backend) does not have.
+        ValueError: unknown backend or execution, a precision the bundle (or backend) does not have, or
+            an execution mode the backend or the fusion strategy cannot run.
         RuntimeError: the requested backend cannot run here, saying why.
 
     Example:
@@ -219,5 +225,5 @@ def load(
         backend, why = backends.choose(manifest, device)
         log.info("fusionrt: backend auto chose %s for %s (%s)", backend, root, why)
     device = device or backends.default_device(backend)
-    opened = backends.open_backend(backend, root, manifest, device, precision, threads)
+    opened = backends.open_backend(backend, root, manifest, device, precision, threads, execution)
     return Session(root, manifest, opened, precision)

@@ -83,15 +83,32 @@ def choose(manifest: Manifest, device: str | None) -> tuple[str, str]:
     raise RuntimeError("no backend can run this bundle here: " + "; ".join(skipped))
 
 
-def open_backend(name: str, root: Path, manifest: Manifest, device: str, precision: str, threads: int | None) -> Backend:
-    """Opens backend ``name`` on the bundle at ``root`` (manifest validated, precision in its variants)."""
+def open_backend(
+    name: str, root: Path, manifest: Manifest, device: str, precision: str, threads: int | None,
+    execution: str = "auto",
+) -> Backend:
+    """Opens backend ``name`` on the bundle at ``root`` (manifest validated, precision in its variants).
+
+    ``execution`` ("auto", "sequential", "parallel", "branches", see :mod:`fusionrt.execution`) only
+    changes ONNX Runtime; "auto" is the mode calibrated for this bundle and host, else sequential.
+    """
+    from ..execution import check_execution, recorded_mode
+
+    check_execution(execution, manifest, name)
     reason = unavailable(name, manifest, device)
     if reason is not None:
         raise RuntimeError(f"the {name} backend cannot run here: {reason}")
     if name == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeBackend
+        from .onnxruntime import OnnxRuntimeBackend, physical_cores
 
-        return OnnxRuntimeBackend(root / manifest.variants[precision].onnx, manifest, device, threads)
+        model = root / manifest.variants[precision].onnx
+        if execution == "auto":
+            execution = recorded_mode(root, device, precision, threads or physical_cores()) or "sequential"
+        if execution == "branches":
+            from .onnxruntime_branches import BranchedOnnxRuntimeBackend
+
+            return BranchedOnnxRuntimeBackend(model, manifest, device, threads)
+        return OnnxRuntimeBackend(model, manifest, device, threads, execution)
     if name == "torch":
         from .torch import TorchBackend
 

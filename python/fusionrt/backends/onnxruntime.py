@@ -5,6 +5,10 @@ to the small GEMMs these models run), inter-op 1 with sequential execution (the 
 parallel branches would only fight the intra-op pool). ``run`` pre-resolves output names and does
 nothing per call beyond ``InferenceSession.run``, which is thread-safe.
 
+``execution="parallel"`` instead lets ONNX Runtime run independent nodes (late / intermediate fusion's
+two backbones) at once: ORT_PARALLEL, 2 inter-op threads, the cores split between them. The
+``"branches"`` mode (two sessions on two threads) is :mod:`fusionrt.backends.onnxruntime_branches`.
+
 Example:
     >>> backend = OnnxRuntimeBackend(Path("bundle/model.onnx"), manifest, "cpu", threads=None)  # doctest: +SKIP
     >>> backend.run({"input_ids": ids, "attention_mask": mask, "image": image, "presence": presence})  # doctest: +SKIP
@@ -56,19 +60,34 @@ def provider_for(device: str) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"device {device!r} is not supported by onnxruntime, expected 'cpu', 'cuda' or 'cuda:N'")
 
 
+def session_options(intra_threads: int, parallel: bool = False) -> ort.SessionOptions:
+    """Session options tuned for latency: all graph optimisations, ``intra_threads`` intra-op threads, and
+    sequential execution or (``parallel``) ORT_PARALLEL with 2 inter-op threads, one per fusion branch."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = intra_threads
+    options.inter_op_num_threads = 2 if parallel else 1
+    return options
+
+
 class OnnxRuntimeBackend:
-    """Runs one ONNX file of a bundle with ONNX Runtime."""
+    """Runs one ONNX file of a bundle with ONNX Runtime, sequentially or with ORT_PARALLEL (``execution``)."""
 
     name = "onnxruntime"
 
-    def __init__(self, model: Path, manifest: Manifest, device: str, threads: int | None) -> None:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = threads or physical_cores()
-        options.inter_op_num_threads = 1
+    def __init__(
+        self, model: Path, manifest: Manifest, device: str, threads: int | None, execution: str = "sequential"
+    ) -> None:
+        if execution not in ("sequential", "parallel"):
+            raise ValueError(f"OnnxRuntimeBackend runs 'sequential' or 'parallel', got execution {execution!r}")
+        cores = threads or physical_cores()
+        parallel = execution == "parallel"
+        # Parallel: the two inter-op threads each run one branch's nodes, so each gets half the cores.
+        options = session_options(max(1, cores // 2) if parallel else cores, parallel)
         self.device = device
-        self.threads = options.intra_op_num_threads
+        self.execution = execution
+        self.threads = cores
         self._session = ort.InferenceSession(str(model), options, providers=[provider_for(device)])
         self.output_names = tuple(o.name for o in self._session.get_outputs())
         graph_inputs = [i.name for i in self._session.get_inputs()]

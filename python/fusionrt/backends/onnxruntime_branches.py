@@ -1,0 +1,72 @@
+"""ONNX Runtime ``execution="branches"``: a late / intermediate graph's two backbones on two threads.
+
+The graph is split (:func:`fusionrt.branches.split_graph`) into a text branch, an image branch and the
+head, each its own ``InferenceSession``. A call runs the image branch on a persistent worker thread
+while the calling thread runs the text branch (one thread hand-off per call, not two), then the head.
+Each branch session gets half the cores, so the two together use them all; the head is a few small
+ops and gets them all. Safe to call from several threads: the pool has 2 workers, so two callers can
+both have their image branch running, and ``InferenceSession.run`` is thread-safe.
+
+Example:
+    >>> backend = BranchedOnnxRuntimeBackend(Path("bundle/model.onnx"), manifest, "cpu", threads=None)  # doctest: +SKIP
+    >>> backend.run({"input_ids": ids, "attention_mask": mask, "image": image, "presence": presence})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import require
+from ..branches import split_graph
+from ..bundle import BundleError, Manifest
+from .onnxruntime import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
+
+
+class _Part:
+    """One part of the split graph as an ``InferenceSession``, with its input and output names resolved."""
+
+    def __init__(self, graph: Any, threads: int, device: str) -> None:
+        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads),
+                                            providers=[provider_for(device)])
+        self.inputs = tuple(i.name for i in self.session.get_inputs())
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Runs the part on the feeds it reads (others in ``feeds`` are ignored)."""
+        return dict(zip(self.outputs, self.session.run(self.outputs, {n: feeds[n] for n in self.inputs})))
+
+
+class BranchedOnnxRuntimeBackend:
+    """Runs a late / intermediate fusion ONNX file as two concurrent branch sessions and a head session."""
+
+    name = "onnxruntime"
+    execution = "branches"
+    # Same host-memory rules as the single-session backend (adopt reads only self.device).
+    dtype = staticmethod(OnnxRuntimeBackend.dtype)
+    adopt = OnnxRuntimeBackend.adopt
+
+    def __init__(self, model: Path, manifest: Manifest, device: str, threads: int | None) -> None:
+        onnx = require("onnx")
+        graphs = split_graph(onnx.load(str(model)), manifest.strategy)
+        self.device = device
+        self.threads = threads or physical_cores()
+        per_branch = max(1, self.threads // 2)
+        self._text = _Part(graphs.text, per_branch, device)
+        self._image = _Part(graphs.image, per_branch, device)
+        self._head = _Part(graphs.head, self.threads, device)
+        self.output_names = tuple(self._head.outputs)
+        if set(self.output_names) != set(manifest.outputs):
+            raise BundleError(f"{model.name} has outputs {list(self.output_names)}, expected {list(manifest.outputs)}")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fusionrt-branch")
+        weakref.finalize(self, self._pool.shutdown, wait=False)
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Runs both branches concurrently, then the head; returns every graph output by name."""
+        image = self._pool.submit(self._image.run, feeds)
+        features = {**feeds, **self._text.run(feeds), **image.result()}
+        return self._head.run(features)
