@@ -73,3 +73,33 @@ def test_plugin_form_is_one_node_named_after_the_plugin(tmp_path, masked):
     assert attributes[fields["has_mask"]] == int(masked)
     assert len(node.input) == 3 + masked
     assert not any(n.op_type in ("Softmax", "MatMul") for n in proto.graph.node)
+
+
+def plugin_node_fields(node):
+    """The fields TensorRT's ONNX parser hands the plugin creator for `node`: every attribute but the
+    plugin's identity, FLOAT as float32 and INT as int32."""
+    fields = []
+    for attribute in node.attribute:
+        if attribute.name in ("plugin_version", "plugin_namespace"):
+            continue
+        value = onnx.helper.get_attribute_value(attribute)
+        kind = {onnx.AttributeProto.FLOAT: np.float32, onnx.AttributeProto.INT: np.int32}[attribute.type]
+        fields.append((attribute.name, np.array([value], kind)))
+    return fields
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_plugin_node_attributes_parse_as_the_plugin_creator_parses_them(tmp_path, masked, scale):
+    proto = export(CrossAttention(masked, scale), tmp_path / "model.plugins.onnx", plugins=True)
+    (node,) = [n for n in proto.graph.node if n.domain == PLUGIN_DOMAIN]
+    fields = plugin_node_fields(node)
+    spec = _C.plugin_specs()["multihead_attention"]
+    assert sorted(name for name, _ in fields) == sorted(spec["fields"].values())
+    config = _C.parse_multihead_attention_fields(fields)
+    assert config == {"scale": pytest.approx(HEAD_DIM**-0.5 if scale is None else scale), "has_mask": masked,
+                      "nb_node_inputs": len(node.input)}
+    # The node's inputs, with the exported dynamic batch, pass the plugin's shape rules.
+    shapes = {i.name: [d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim]
+              for i in proto.graph.input}
+    assert _C.multihead_attention_output_shape(fields, [shapes[name] for name in node.input]) == (-1, HEADS, TEXT, HEAD_DIM)

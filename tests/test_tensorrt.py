@@ -22,6 +22,7 @@ pytestmark = pytest.mark.tensorrt
 
 SPECS = _C.plugin_specs()
 CLN = SPECS["concat_layernorm"]
+MHA = SPECS["multihead_attention"]
 # Installed beside the compiled module (CMake installs both into the wheel's fusionrt/ folder).
 PLUGIN_LIBRARY = Path(_C.__file__).with_name("libfusionrt_plugins.so")
 
@@ -37,20 +38,31 @@ def registry():
     return registry
 
 
+def registered_creator(registry, spec):
+    creator = registry.get_creator(spec["name"], spec["version"], SPECS["namespace"])
+    assert creator is not None, f"{spec['name']} not registered by {PLUGIN_LIBRARY}"
+    return creator
+
+
 @pytest.fixture(scope="module")
 def creator(registry):
-    creator = registry.get_creator(CLN["name"], CLN["version"], SPECS["namespace"])
-    assert creator is not None, f"{CLN['name']} not registered by {PLUGIN_LIBRARY}"
-    return creator
+    return registered_creator(registry, CLN)
+
+
+@pytest.fixture(scope="module")
+def attention_creator(registry):
+    return registered_creator(registry, MHA)
+
+
+def field_collection(fields):
+    """(name, numpy array) fields, as _C's *_plugin_fields give them, as TensorRT PluginFields."""
+    types = {np.dtype(np.float32): trt.PluginFieldType.FLOAT32, np.dtype(np.int32): trt.PluginFieldType.INT32}
+    return trt.PluginFieldCollection([trt.PluginField(name, value, types[value.dtype]) for name, value in fields])
 
 
 def plugin_fields(eps, num_inputs, has_weight, has_bias):
     """The plugin's own serialised fields, as TensorRT PluginFields."""
-    types = {np.dtype(np.float32): trt.PluginFieldType.FLOAT32, np.dtype(np.int32): trt.PluginFieldType.INT32}
-    return trt.PluginFieldCollection([
-        trt.PluginField(name, value, types[value.dtype])
-        for name, value in _C.concat_layernorm_plugin_fields(eps, num_inputs, has_weight, has_bias)
-    ])
+    return field_collection(_C.concat_layernorm_plugin_fields(eps, num_inputs, has_weight, has_bias))
 
 
 def test_creator_declares_the_spec_fields(creator):
@@ -65,6 +77,23 @@ def test_invalid_fields_create_no_plugin(creator):
     assert creator.create_plugin("bad", fields, trt.TensorRTPhase.BUILD) is None
 
 
+def test_attention_creator_declares_the_spec_fields(attention_creator):
+    assert attention_creator.name == MHA["name"]
+    assert attention_creator.plugin_version == MHA["version"]
+    assert attention_creator.plugin_namespace == SPECS["namespace"]
+    assert sorted(field.name for field in attention_creator.field_names) == sorted(MHA["fields"].values())
+    # The types it declares are those of its own serialised fields, as the ONNX parser makes them from
+    # the exporter's FLOAT / INT attributes.
+    declared = {field.name: field.type for field in attention_creator.field_names}
+    assert declared == {MHA["fields"]["scale"]: trt.PluginFieldType.FLOAT32,
+                        MHA["fields"]["has_mask"]: trt.PluginFieldType.INT32}
+
+
+def test_attention_invalid_fields_create_no_plugin(attention_creator):
+    fields = field_collection([(MHA["fields"]["scale"], np.float32([0.5])), (MHA["fields"]["has_mask"], np.int32([2]))])
+    assert attention_creator.create_plugin("bad", fields, trt.TensorRTPhase.BUILD) is None
+
+
 # --- engines, against torch.cat + layer_norm --------------------------------------------------------
 
 
@@ -76,25 +105,23 @@ def torch_cuda():
     return torch
 
 
-def build_engine(creator, widths, has_weight, has_bias, dtype, eps, max_batch):
+def build_plugin_engine(creator, layer_name, fields, inputs, output, max_batch):
+    """An engine of one plugin layer made by `creator` from `fields` over `inputs` ({name: (dtype,
+    shape)}, a leading -1 for a dynamic batch up to max_batch), its output named `output`."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # Strongly typed: the only kind TensorRT 11 builds, and the tensor types decide the precision.
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     profile = builder.create_optimization_profile()
-    inputs = []
-    for i, width in enumerate(widths):
-        inputs.append(network.add_input(f"x{i}", dtype, (-1, width)))
-        profile.set_shape(f"x{i}", (1, width), (max_batch, width), (max_batch, width))
-    total = sum(widths)
-    for name, present in (("weight", has_weight), ("bias", has_bias)):
-        if present:
-            inputs.append(network.add_input(name, dtype, (total,)))
-    plugin = creator.create_plugin("concat_layernorm", plugin_fields(eps, len(widths), has_weight, has_bias),
-                                   trt.TensorRTPhase.BUILD)
+    tensors = []
+    for name, (dtype, shape) in inputs.items():
+        tensors.append(network.add_input(name, dtype, shape))
+        if shape[0] == -1:
+            profile.set_shape(name, (1, *shape[1:]), (max_batch, *shape[1:]), (max_batch, *shape[1:]))
+    plugin = creator.create_plugin(layer_name, fields, trt.TensorRTPhase.BUILD)
     assert plugin is not None
-    layer = network.add_plugin_v3(inputs, [], plugin)
-    layer.get_output(0).name = "y"
+    layer = network.add_plugin_v3(tensors, [], plugin)
+    layer.get_output(0).name = output
     network.mark_output(layer.get_output(0))
     config = builder.create_builder_config()
     config.add_optimization_profile(profile)
@@ -102,6 +129,14 @@ def build_engine(creator, widths, has_weight, has_bias, dtype, eps, max_batch):
     assert serialized is not None, "engine build failed (see the TensorRT log above)"
     # Deserialising re-creates the plugin from getFieldsToSerialize, so this also checks that path.
     return trt.Runtime(logger).deserialize_cuda_engine(serialized)
+
+
+def build_engine(creator, widths, has_weight, has_bias, dtype, eps, max_batch):
+    total = sum(widths)
+    inputs = {f"x{i}": (dtype, (-1, width)) for i, width in enumerate(widths)}
+    inputs |= {name: (dtype, (total,)) for name, present in (("weight", has_weight), ("bias", has_bias)) if present}
+    return build_plugin_engine(creator, "concat_layernorm", plugin_fields(eps, len(widths), has_weight, has_bias),
+                               inputs, "y", max_batch)
 
 
 @pytest.mark.cuda
@@ -142,6 +177,72 @@ def test_engine_matches_torch(creator, torch_cuda, dtype, widths, has_weight, ha
                                               None if bias is None else bias.float(), eps)
     tolerance = {"float32": 1e-5, "float16": 2e-3}[dtype]
     torch.testing.assert_close(y.float(), expected, atol=tolerance * 4, rtol=tolerance)
+
+
+def build_attention_engine(creator, heads, lq, lk, head_dim, has_mask, scale, dtype, max_batch):
+    inputs = {"q": (dtype, (-1, heads, lq, head_dim)), "k": (dtype, (-1, heads, lk, head_dim)),
+              "v": (dtype, (-1, heads, lk, head_dim))}
+    if has_mask:
+        inputs["mask"] = (trt.bool, (-1, lk))
+    fields = field_collection(_C.multihead_attention_plugin_fields(scale, has_mask))
+    return build_plugin_engine(creator, "attention", fields, inputs, "out", max_batch)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize(("lq", "lk", "head_dim"), [(1, 1, 8), (6, 5, 32), (49, 20, 64), (17, 130, 128)])
+@pytest.mark.parametrize("has_mask", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_attention_engine_matches_sdpa(attention_creator, torch_cuda, dtype, lq, lk, head_dim, has_mask, batch, seed):
+    torch = torch_cuda
+    heads, scale = 2, head_dim**-0.5
+    trt_dtype = {"float32": trt.float32, "float16": trt.float16, "bfloat16": trt.bfloat16}[dtype]
+    torch_dtype = getattr(torch, dtype)
+    engine = build_attention_engine(attention_creator, heads, lq, lk, head_dim, has_mask, scale, trt_dtype, max_batch=4)
+    context = engine.create_execution_context()
+
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, device="cuda", dtype=torch.float32).to(torch_dtype)
+    q, k, v = randn(batch, heads, lq, head_dim), randn(batch, heads, lk, head_dim), randn(batch, heads, lk, head_dim)
+    mask = torch.rand(batch, lk, generator=generator, device="cuda") < 0.7
+    mask[:, 0] = True  # every row has a key, so SDPA (NaN for keyless rows on some backends) is the reference
+    out = torch.empty_like(q)
+
+    tensors = {"q": q, "k": k, "v": v, "out": out} | ({"mask": mask} if has_mask else {})
+    for name, tensor in tensors.items():
+        if name != "out":
+            assert context.set_input_shape(name, tuple(tensor.shape))
+        assert context.set_tensor_address(name, tensor.data_ptr())
+    stream = torch.cuda.current_stream()
+    assert context.execute_async_v3(stream.cuda_stream)
+    stream.synchronize()
+
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q.float(), k.float(), v.float(), attn_mask=mask[:, None, None, :] if has_mask else None, scale=scale)
+    tolerance = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1.6e-2}[dtype]
+    torch.testing.assert_close(out.float(), expected, atol=tolerance * 4, rtol=tolerance)
+
+
+@pytest.mark.cuda
+def test_attention_engine_gives_zeros_for_rows_without_keys(attention_creator, torch_cuda):
+    torch = torch_cuda
+    engine = build_attention_engine(attention_creator, 2, 3, 4, 16, True, 0.25, trt.float32, max_batch=2)
+    context = engine.create_execution_context()
+    q, k, v = (torch.randn(2, 2, length, 16, device="cuda") for length in (3, 4, 4))
+    mask = torch.tensor([[True, False, True, True], [False] * 4], device="cuda")
+    out = torch.full_like(q, float("nan"))
+    for name, tensor in {"q": q, "k": k, "v": v, "mask": mask}.items():
+        assert context.set_input_shape(name, tuple(tensor.shape))
+        assert context.set_tensor_address(name, tensor.data_ptr())
+    assert context.set_tensor_address("out", out.data_ptr())
+    stream = torch.cuda.current_stream()
+    assert context.execute_async_v3(stream.cuda_stream)
+    stream.synchronize()
+    assert torch.all(out[1] == 0)
+    expected = torch.nn.functional.scaled_dot_product_attention(q[:1], k[:1], v[:1], attn_mask=mask[:1, None, None, :],
+                                                                scale=0.25)
+    torch.testing.assert_close(out[:1], expected, atol=4e-5, rtol=1e-5)
 
 
 # --- engines built from an exported bundle, run by fusionrt's runtime, against ONNX Runtime ----------
