@@ -1,0 +1,91 @@
+"""Concurrent branches: graph splitting (fusionrt.branches) and the ONNX Runtime execution modes."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+import fusionrt  # noqa: E402
+from fusionrt.branches import NotSplittableError, split_bundle, split_graph  # noqa: E402
+from fusionrt.execution import CALIBRATION_FILE, choose_execution  # noqa: E402
+from tiny_bundles import random_feeds, tiny_bundle  # noqa: E402
+
+SPLITTABLE = ("late", "intermediate")
+MODES = ("parallel", "branches")
+
+
+@pytest.fixture(scope="module", params=SPLITTABLE)
+def bundle(request, tmp_path_factory):
+    return tiny_bundle(tmp_path_factory, request.param)
+
+
+def _run(graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {i.name: feeds[i.name] for i in session.get_inputs()})))
+
+
+def test_branches_and_head_reproduce_the_full_graph(bundle, rng):
+    graphs = split_bundle(bundle)
+    assert {i.name for i in graphs.text.graph.input} >= {"input_ids", "attention_mask"}
+    assert "image" not in {i.name for i in graphs.text.graph.input}
+    assert {i.name for i in graphs.image.graph.input} - {"presence"} == {"image"}
+    feeds = random_feeds(fusionrt.load(bundle, backend="onnxruntime").manifest, 3, rng)
+    feeds["presence"][1] = [True, False]  # a missing modality goes through the placeholder fill
+    full = _run(onnx.load(str(bundle / "model.onnx")), feeds)
+    features = {**feeds, **_run(graphs.text, feeds), **_run(graphs.image, feeds)}
+    head = _run(graphs.head, features)
+    assert set(head) == set(full)
+    for name in full:
+        np.testing.assert_allclose(head[name], full[name], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["early", "hybrid"])
+def test_strategies_without_independent_branches_are_not_splittable(bundle, strategy):
+    with pytest.raises(NotSplittableError, match=f"{strategy!r} is not splittable"):
+        split_graph(onnx.load(str(bundle / "model.onnx")), strategy)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_execution_mode_matches_sequential(bundle, mode, rng):
+    sequential = fusionrt.load(bundle, backend="onnxruntime", execution="sequential")
+    session = fusionrt.load(bundle, backend="onnxruntime", execution=mode)
+    assert session._backend.execution == mode
+    for batch in (1, 4):
+        feeds = random_feeds(session.manifest, batch, rng)
+        want, got = sequential.run(feeds), session.run(feeds)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5)
+
+
+def test_branches_mode_is_thread_safe(bundle, rng):
+    session = fusionrt.load(bundle, backend="onnxruntime", execution="branches")
+    sequential = fusionrt.load(bundle, backend="onnxruntime", execution="sequential")
+    feeds = [random_feeds(session.manifest, 2, rng) for _ in range(16)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(session.run, feeds))
+    for got, batch in zip(results, feeds):
+        np.testing.assert_allclose(got["score"], sequential.run(batch)["score"], rtol=0, atol=1e-5)
+
+
+def test_execution_errors(bundle):
+    with pytest.raises(ValueError, match="unknown execution"):
+        fusionrt.load(bundle, backend="onnxruntime", execution="fast")
+    with pytest.raises(ValueError, match="ONNX Runtime mode"):
+        fusionrt.load(bundle, backend="torch", execution="branches")
+
+
+def test_choose_execution_records_the_fastest_mode_for_auto(bundle):
+    result = choose_execution(bundle, repeats=2)
+    assert set(result["latency_ms"]) == {"sequential", *MODES}
+    assert result["mode"] == min(result["latency_ms"], key=result["latency_ms"].get)
+    assert set(result["branch_ms"]) == {"text", "image"}
+    assert result["slower_branch_ms"] == max(result["branch_ms"].values()) > 0
+    assert result["ratio_to_slower_branch"] == pytest.approx(result["latency_ms"][result["mode"]] / result["slower_branch_ms"])
+    assert (bundle / CALIBRATION_FILE).exists()
+    assert fusionrt.load(bundle, backend="onnxruntime")._backend.execution == result["mode"]
+    (bundle / CALIBRATION_FILE).unlink()  # the other tests' "auto" stays sequential
