@@ -112,7 +112,10 @@ def split_bundle(path: str | os.PathLike[str], precision: str = "fp32") -> Branc
 
 
 def _dependencies(graph: Any) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-    """Per tensor: the modalities ("text", "image") and the graph inputs it depends on (nodes are topologically sorted)."""
+    """Per tensor: the modalities ("text", "image") and the graph inputs it depends on.
+
+    One pass suffices because ONNX requires a graph's nodes in topological order.
+    """
     inputs_of: dict[str, frozenset[str]] = {i.name: frozenset({i.name}) for i in graph.input}
     none: frozenset[str] = frozenset()
     for node in graph.node:

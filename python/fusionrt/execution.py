@@ -87,6 +87,8 @@ def choose_execution(
 
     root = Path(bundle)
     manifest = read_manifest(root)
+    if precision not in manifest.variants:
+        raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
     threads = threads or physical_cores()
     model = root / manifest.variants[precision].onnx
     feeds = random_feeds(manifest, batch)
