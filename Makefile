@@ -45,14 +45,16 @@ test: install trt-check
 trt-check:
 	PYBIND11_INCLUDES="$$($(PY) -m pybind11 --includes 2>/dev/null)" tools/trt_check.sh "$(TRT_HEADERS)" "$(CUDA_INCLUDE)"
 
-# Benchmarks (not part of `make test`; see bench/README.md). Baselines live per machine under
-# .benchmarks/<BENCH_MACHINE>/; bench-compare fails when a median regresses by more than BENCH_THRESHOLD
-# against BENCH_BASELINE (a saved run's number, e.g. 0003; empty: the machine's latest).
+# Benchmarks (not part of `make test`; see bench/README.md): BENCH_SUITES files, BENCH_ARGS to pytest.
+# Baselines live per machine under .benchmarks/<BENCH_MACHINE>/; bench-compare fails when a median
+# regresses by more than BENCH_THRESHOLD against BENCH_BASELINE (a saved run's number, e.g. 0003;
+# empty: the machine's latest).
 BENCH_MACHINE   ?= $(shell hostname -s)
 BENCH_BASELINE  ?=
 BENCH_THRESHOLD ?= 10%
+BENCH_SUITES    ?= bench
 BENCH_ARGS      ?=
-BENCH := $(PY) -m pytest bench --benchmark-only --benchmark-group-by=group \
+BENCH := $(PY) -m pytest $(BENCH_SUITES) --benchmark-only --benchmark-group-by=group \
          --benchmark-columns=min,median,iqr,max,rounds --benchmark-storage=.benchmarks/$(BENCH_MACHINE)
 
 bench: install
