@@ -122,6 +122,7 @@ def figure_points(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
     """Writes the accuracy-vs-latency scatter (log latency; colour = strategy, marker = target) as a PNG."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")  # files only: no display on servers and devices
     import matplotlib.pyplot as plt
@@ -132,13 +133,18 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
     strategies = [s for s in STRATEGY_ORDER if s in present] + sorted(present - set(STRATEGY_ORDER))
     colours = {s: plt.get_cmap("tab10")(i) for i, s in enumerate(strategies)}
     markers = dict(zip(targets, "osD^vP*X"))
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
+    for model in models:
+        # A faint line joins one model's targets, so its variants read as a group; labelled once.
+        mine = sorted((p for p in points if p["model"] == model["name"]), key=lambda p: p["latency_ms"])
+        ax.plot([p["latency_ms"] for p in mine], [100 * p["accuracy"] for p in mine], color=colours[model["strategy"]],
+                alpha=0.35, linewidth=1, zorder=1)
+        label_at = min(mine, key=lambda p: targets.index(p["target"]))
+        ax.annotate(model["name"].removeprefix(f"{study}_"), (label_at["latency_ms"], 100 * label_at["accuracy"]),
+                    textcoords="offset points", xytext=(6, 5), fontsize=7.5, zorder=4)
     for p in points:
         ax.scatter(p["latency_ms"], 100 * p["accuracy"], color=colours[p["strategy"]], marker=markers[p["target"]],
                    s=70, edgecolor="black" if p["pareto"] else "none", linewidth=1.2, zorder=3)
-        if p["pareto"] or p["target"] == targets[0]:
-            ax.annotate(p["model"].removeprefix(f"{study}_"), (p["latency_ms"], 100 * p["accuracy"]),
-                        textcoords="offset points", xytext=(6, 4), fontsize=7.5, zorder=4)
     front = sorted((p for p in points if p["pareto"]), key=lambda p: p["latency_ms"])
     ax.step([p["latency_ms"] for p in front], [100 * p["accuracy"] for p in front], where="post",
             color="black", linestyle="--", linewidth=1, zorder=2, label="Pareto front")
@@ -147,9 +153,13 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
     handles.append(ax.get_legend_handles_labels()[0][0])
     ax.legend(handles=handles, fontsize=8, loc="lower right", title="strategy / target", title_fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
     ax.set_ylabel("test Acc-2 (%)")
-    ax.set_title(f"Study {study}: accuracy vs latency (outlined: Pareto-optimal)")
+    ax.set_title(f"Study {study}: test accuracy vs batch-1 latency (outlined: Pareto-optimal; "
+                 f"labels at {targets[0]})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

@@ -64,9 +64,11 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
     started = time.perf_counter()
     configs = study.experiment_configs()
     progress = _Progress(len(configs) * len(STAGES), show_progress)
-    for data in {json.dumps(dataclasses.asdict(c.data), sort_keys=True): c.data for c in configs}.values():
+    # One dataset per (root, generation parameters, cache), however many experiments read it.
+    datasets = {(c.data.root, repr(c.data.generated), str(c.data.resolved_cache_dir)): c.data for c in configs}
+    for data in datasets.values():
         progress.stage("data", "sample dataset" if data.root == "generated" else data.root)
-        dataset_root(data)  # generated once into the cache; later experiments reuse it
+        dataset_root(data)  # generated into the cache when missing
     models = []
     for config in configs:
         bundle = config.run_dir.parent / BUNDLE_DIR
@@ -83,7 +85,7 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
                 "fusionrt": fusionrt.__version__, "seconds": round(time.perf_counter() - started, 1)}
     notes = [f"{settings['seconds']:.0f} s for this run of the study on {settings['machine']} "
              f"({'with' if settings['cuda'] else 'no'} CUDA, {settings['torch_threads']} torch threads); "
-             "stages already done in the work directory were reused"]
+             f"(a rerun reuses the stages already done in {study.resolved_work_dir})"]
     return write_report(study.resolved_report_dir, study.name, models, settings, notes)
 
 
