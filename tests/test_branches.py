@@ -80,9 +80,10 @@ def test_execution_errors(bundle):
 
 
 def test_choose_execution_records_the_fastest_mode_for_auto(bundle):
-    result = choose_execution(bundle, repeats=2)
+    result = choose_execution(bundle, repeats=2, margin=0.0)
     assert set(result["latency_ms"]) == {"sequential", *MODES}
     assert result["mode"] == min(result["latency_ms"], key=result["latency_ms"].get)
+    assert result["speedup_vs_sequential"] >= 1
     assert set(result["branch_ms"]) == {"text", "image"}
     assert result["slower_branch_ms"] == max(result["branch_ms"].values()) > 0
     best = result["latency_ms"][result["mode"]]
@@ -90,3 +91,8 @@ def test_choose_execution_records_the_fastest_mode_for_auto(bundle):
     assert (bundle / CALIBRATION_FILE).exists()
     assert fusionrt.load(bundle, backend="onnxruntime")._backend.execution == result["mode"]
     (bundle / CALIBRATION_FILE).unlink()  # the other tests' "auto" stays sequential
+
+
+def test_choose_execution_keeps_sequential_unless_clearly_faster(bundle):
+    # With margin 1 a mode would have to take less than no time to replace sequential.
+    assert choose_execution(bundle, repeats=1, margin=1.0, record=False)["mode"] == "sequential"

@@ -67,18 +67,22 @@ def choose_execution(
     device: str = "cpu",
     precision: str = "fp32",
     threads: int | None = None,
+    margin: float = 0.05,
     record: bool = True,
 ) -> dict[str, Any]:
     """Times every ONNX Runtime execution mode of ``bundle`` and returns (and records) the fastest.
 
     Each of ``repeats`` rounds runs every mode once, in turn, so load on a shared machine hits all
     alike; the slower branch alone (on all ``threads``) is timed in the same rounds. Latencies are
-    medians in milliseconds.
+    medians in milliseconds. A concurrent mode replaces sequential only when its median is more than
+    ``margin`` (a fraction) below sequential's, so timing noise on a loaded machine never moves ``auto``
+    to a mode that is not clearly faster.
 
     Returns:
-        ``{"mode": fastest mode, "latency_ms": {mode: median}, "min_ms": {mode: min},
+        ``{"mode": chosen mode, "latency_ms": {mode: median}, "min_ms": {mode: min},
         "slower_branch_ms": median of the slower branch alone, "branch_ms": {"text": .., "image": ..},
-        "ratio_to_slower_branch": latency_ms[mode] / slower_branch_ms, "batch", "repeats", "key"}``.
+        "ratio_to_slower_branch": latency_ms[mode] / slower_branch_ms,
+        "speedup_vs_sequential": latency_ms["sequential"] / latency_ms[mode], "batch", "repeats", "key"}``.
         For strategies that are not splittable (early, hybrid, decision) only ``sequential`` is timed,
         the branch fields are None and ``"not_splittable"`` says why.
     """
@@ -111,7 +115,8 @@ def choose_execution(
     times = _interleaved(runs, repeats)
     medians = {name: statistics.median(t) for name, t in times.items()}
     latency = {m: medians[m] for m in EXECUTIONS[1:] if m in medians}
-    mode = min(latency, key=latency.__getitem__)
+    fastest = min(latency, key=latency.__getitem__)
+    mode = fastest if latency[fastest] < latency["sequential"] * (1 - margin) else "sequential"
     slower = max(medians["text_branch"], medians["image_branch"]) if not_splittable is None else None
     result = {
         "mode": mode,
@@ -120,6 +125,7 @@ def choose_execution(
         "slower_branch_ms": slower,
         "branch_ms": None if slower is None else {"text": medians["text_branch"], "image": medians["image_branch"]},
         "ratio_to_slower_branch": None if slower is None else latency[mode] / slower,
+        "speedup_vs_sequential": latency["sequential"] / latency[mode],
         "batch": batch,
         "repeats": repeats,
         "key": calibration_key(device, precision, threads),
