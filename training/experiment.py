@@ -15,7 +15,7 @@ A config has six sections; every field but ``model.name`` has a default::
       text_max_length: 16
       image_size: 64                      # also the model's vision.image_size
       batch_size: 32                      # per process
-    optim: {epochs: 6, lr_backbone: 5.0e-5, lr_head: 1.0e-3, schedule: cosine, warmup_ratio: 0.1}
+    optim: {epochs: 6, lr_text: 5.0e-5, lr_vision: 2.0e-3, lr_head: 1.0e-3, schedule: cosine, warmup_ratio: 0.1}
     early_stopping: {metric: Has0_acc_2, patience: 3}
 
 Example:
@@ -132,11 +132,15 @@ class DataSection:
 
 @dataclass
 class OptimSection:
-    """AdamW with a learning rate for the backbones and one for the rest (fusion and head).
+    """AdamW with a learning rate per encoder and one for the rest (fusion and head).
 
     Attributes:
         epochs: Maximum number of epochs (early stopping may end sooner).
-        lr_backbone: Learning rate of the text and vision encoders; 0 freezes them.
+        lr_backbone: Learning rate of the text and vision encoders unless ``lr_text`` /
+            ``lr_vision`` says otherwise; 0 freezes them.
+        lr_text, lr_vision: Learning rate of one encoder (``None``: ``lr_backbone``; 0 freezes it).
+            They differ when one encoder is pretrained and the other is not: a pretrained
+            transformer wants ~1e-5..5e-5, a randomly initialised CNN / ViT ~1e-3.
         lr_head: Learning rate of everything else (placeholders, fusion, head).
         weight_decay: AdamW decay, not applied to biases and normalisation weights.
         warmup_ratio: Fraction of all steps with a linear warm-up from 0.
@@ -149,6 +153,8 @@ class OptimSection:
 
     epochs: int = 10
     lr_backbone: float = 2e-5
+    lr_text: float | None = None
+    lr_vision: float | None = None
     lr_head: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -160,11 +166,12 @@ class OptimSection:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"optim.epochs is {self.epochs}, expected >= 1")
-        if self.lr_backbone < 0 or self.lr_head <= 0:
-            raise ValueError(
-                f"optim.lr_backbone is {self.lr_backbone} and optim.lr_head {self.lr_head}, "
-                "expected lr_backbone >= 0 (0 freezes the backbones) and lr_head > 0"
-            )
+        for name in ("lr_backbone", "lr_text", "lr_vision"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"optim.{name} is {value}, expected >= 0 (0 freezes the encoder)")
+        if self.lr_head <= 0:
+            raise ValueError(f"optim.lr_head is {self.lr_head}, expected > 0")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("optim.weight_decay and optim.grad_clip must be >= 0")
         if not 0 <= self.warmup_ratio < 1:
@@ -173,6 +180,16 @@ class OptimSection:
             raise ValueError(f"optim.schedule is {self.schedule!r}, expected one of {SCHEDULES}")
         if self.loss not in LOSSES:
             raise ValueError(f"optim.loss is {self.loss!r}, expected one of {LOSSES}")
+
+    @property
+    def resolved_lr_text(self) -> float:
+        """The text encoder's learning rate (``lr_text``, else ``lr_backbone``)."""
+        return self.lr_backbone if self.lr_text is None else self.lr_text
+
+    @property
+    def resolved_lr_vision(self) -> float:
+        """The vision encoder's learning rate (``lr_vision``, else ``lr_backbone``)."""
+        return self.lr_backbone if self.lr_vision is None else self.lr_vision
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""AdamW with separate backbone / head learning rates, and the warm-up + decay schedule.
+"""AdamW with separate text / vision / head learning rates, and the warm-up + decay schedule.
 
 Example:
-    >>> optimizer = build_optimizer(model, OptimSection(lr_backbone=2e-5, lr_head=1e-3))  # doctest: +SKIP
+    >>> optimizer = build_optimizer(model, OptimSection(lr_text=2e-5, lr_vision=1e-3, lr_head=1e-3))  # doctest: +SKIP
     >>> scheduler = build_scheduler(optimizer, OptimSection(), total_steps=600)  # doctest: +SKIP
 """
 
@@ -17,28 +17,34 @@ from training.models import FusionModel
 
 
 def build_optimizer(model: FusionModel, optim: OptimSection) -> torch.optim.AdamW:
-    """AdamW over four groups: backbone / head x decayed / not decayed.
+    """AdamW over up to six groups: text / vision / head x decayed / not decayed.
 
-    Biases and normalisation weights (every parameter with fewer than two dims) are not decayed, as
-    in BERT's recipe. ``lr_backbone == 0`` freezes the encoders instead of stepping them at rate 0,
-    so their gradients are never computed.
+    Groups are named ``text``, ``vision``, ``head`` with a ``_no_decay`` suffix for biases and
+    normalisation weights (every parameter with fewer than two dims), which are not decayed, as in
+    BERT's recipe. An encoder whose learning rate is 0 is frozen instead of stepped at rate 0, so
+    its gradients are never computed.
     """
-    backbones = {id(p) for encoder in (model.text_encoder, model.vision_encoder) for p in encoder.parameters()}
-    if optim.lr_backbone == 0:
-        for encoder in (model.text_encoder, model.vision_encoder):
+    encoders = {"text": (model.text_encoder, optim.resolved_lr_text),
+                "vision": (model.vision_encoder, optim.resolved_lr_vision)}
+    lrs = {"head": optim.lr_head}
+    owner: dict[int, str] = {}
+    for name, (encoder, lr) in encoders.items():
+        if lr == 0:
             encoder.requires_grad_(False)
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        lrs[name] = lr
+        owner.update((id(p), name) for p in encoder.parameters())
+    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
     for param in model.parameters():
         if param.requires_grad:
-            groups.setdefault((id(param) in backbones, param.ndim >= 2), []).append(param)
+            groups.setdefault((owner.get(id(param), "head"), param.ndim >= 2), []).append(param)
     param_groups = [
         {
             "params": params,
-            "lr": optim.lr_backbone if backbone else optim.lr_head,
+            "lr": lrs[name],
             "weight_decay": optim.weight_decay if decayed else 0.0,
-            "name": f"{'backbone' if backbone else 'head'}{'' if decayed else '_no_decay'}",
+            "name": f"{name}{'' if decayed else '_no_decay'}",
         }
-        for (backbone, decayed), params in sorted(groups.items())
+        for (name, decayed), params in sorted(groups.items())
     ]
     return torch.optim.AdamW(param_groups)
 

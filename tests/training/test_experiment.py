@@ -18,7 +18,7 @@ model:
   name: late_vit
   overrides: {hidden_size: 64, vision: {pretrained: false}}
 data: {root: /data/mosi, modalities: [text], batch_size: 8, image_size: 96}
-optim: {epochs: 2, lr_backbone: 1e-5, lr_head: 3.0e-4, schedule: linear}
+optim: {epochs: 2, lr_backbone: 1e-5, lr_vision: 1e-3, lr_head: 3.0e-4, schedule: linear}
 early_stopping: {metric: MAE}
 """
 TOML = """
@@ -33,6 +33,7 @@ image_size = 96
 [optim]
 epochs = 2
 lr_backbone = 1e-5
+lr_vision = 1e-3
 lr_head = 3.0e-4
 schedule = "linear"
 [early_stopping]
@@ -47,6 +48,8 @@ def test_yaml_and_toml_give_the_same_config_and_it_round_trips(tmp_path):
     assert from_yaml == ExperimentConfig.load(tmp_path / "exp.toml")
     assert from_yaml.name == "exp" and from_yaml.run_dir == Path("runs/exp")
     assert from_yaml.optim.lr_backbone == 1e-5  # YAML reads 1e-5 as a string; it is converted
+    # lr_text is left out, so the text encoder keeps lr_backbone; the vision encoder has its own.
+    assert (from_yaml.optim.resolved_lr_text, from_yaml.optim.resolved_lr_vision) == (1e-5, 1e-3)
     assert from_yaml.early_stopping.resolved_mode == "min"
     assert ExperimentConfig.from_dict(from_yaml.to_dict()) == from_yaml
     from_yaml.save(tmp_path / "saved.yaml")
@@ -67,6 +70,8 @@ def test_fusion_config_takes_the_overrides_and_the_data_image_size(tmp_path):
         ({"model": {"name": "late_resnet"}}, "expected a registered model"),
         ({"optim": {"epochs": 2, "lr_head": "fast"}}, "optim.lr_head is 'fast'"),
         ({"optim": {"epochs": 0}}, "optim.epochs is 0"),
+        ({"optim": {"lr_vision": -1e-3}}, "optim.lr_vision is -0.001"),
+        ({"optim": {"lr_head": 0.0}}, "optim.lr_head is 0.0"),
         ({"optim": {"schedule": "step"}}, "optim.schedule is 'step'"),
         ({"data": {"modalities": ["audio"]}}, "data.modalities"),
         ({"data": {"batch_size": True}}, "data.batch_size is True"),

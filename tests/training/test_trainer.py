@@ -123,21 +123,28 @@ def test_optimizer_groups_and_schedule():
     optim = OptimSection(lr_backbone=1e-4, lr_head=1e-3, warmup_ratio=0.2, schedule="cosine")
     optimizer = build_optimizer(model, optim)
     lrs = {g["name"]: (g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
-    assert lrs == {"backbone": (1e-4, 0.01), "backbone_no_decay": (1e-4, 0.0), "head": (1e-3, 0.01),
-                   "head_no_decay": (1e-3, 0.0)}
+    assert lrs == {"text": (1e-4, 0.01), "text_no_decay": (1e-4, 0.0), "vision": (1e-4, 0.01),
+                   "vision_no_decay": (1e-4, 0.0), "head": (1e-3, 0.01), "head_no_decay": (1e-3, 0.0)}
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
     scheduler = build_scheduler(optimizer, optim, total_steps=10)
-    backbone = next(g for g in optimizer.param_groups if g["name"] == "backbone")
+    vision = next(g for g in optimizer.param_groups if g["name"] == "vision")
     factors = []
     for _ in range(10):
-        factors.append(backbone["lr"] / 1e-4)
+        factors.append(vision["lr"] / 1e-4)
         optimizer.step()
         scheduler.step()
     assert factors[0] < factors[1] < factors[2] == pytest.approx(1.0)  # two warm-up steps, then the peak
     assert all(a > b for a, b in zip(factors[2:], factors[3:]))
+    split = build_optimizer(model, OptimSection(lr_backbone=1e-4, lr_text=2e-5, lr_vision=3e-3))
+    assert {g["name"]: g["lr"] for g in split.param_groups if not g["name"].endswith("_no_decay")} == {
+        "text": 2e-5, "vision": 3e-3, "head": 1e-3}
+    frozen_text = build_optimizer(model, OptimSection(lr_backbone=1e-4, lr_text=0.0))
+    assert {g["name"] for g in frozen_text.param_groups} == {"vision", "vision_no_decay", "head", "head_no_decay"}
+    assert not any(p.requires_grad for p in model.text_encoder.parameters())
+    assert all(p.requires_grad for p in model.vision_encoder.parameters())
     frozen = build_optimizer(model, OptimSection(lr_backbone=0.0))
     assert {g["name"] for g in frozen.param_groups} == {"head", "head_no_decay"}
-    assert not any(p.requires_grad for p in model.text_encoder.parameters())
+    assert not any(p.requires_grad for p in model.vision_encoder.parameters())
 
 
 def test_evaluate_rejects_bad_arguments(tmp_path):
