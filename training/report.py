@@ -92,9 +92,16 @@ def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[st
                 lines.append(_row([model["name"], label, _metric(target["metrics"]["Has0_acc_2"]),
                                    _metric(target["metrics"]["MAE"]), f"{target['latency']['p50_ms']:.2f}",
                                    "yes" if (model["name"], label) in front else ""]))
-    skipped = sorted({f"{label}: {t['skipped']}" for m in models for label, t in m["targets"].items() if "skipped" in t})
-    if skipped or notes:
-        lines += ["", "## Notes", "", *(f"- not measured: {s}" for s in skipped), *(f"- {n}" for n in notes)]
+    skipped_by: dict[str, list[str]] = {}
+    for m in models:
+        for label, t in m["targets"].items():
+            if "skipped" in t:
+                skipped_by.setdefault(f"{label}: {t['skipped']}", []).append(m["name"])
+    skipped = [why if len(names) == len(models) else f"{why} ({', '.join(names)})" for why, names in skipped_by.items()]
+    issues = [f"{m['name']}: {m['export_issue']}" for m in models if m.get("export_issue")]
+    if skipped or issues or notes:
+        lines += ["", "## Notes", "", *(f"- not measured: {s}" for s in skipped),
+                  *(f"- export: {i}" for i in issues), *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 

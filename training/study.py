@@ -51,6 +51,7 @@ from training.trainer import BEST, write_json
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "study_demo.yaml"
 BUNDLE_DIR = "bundle"
+EXPORT_ISSUE = "export_issue.txt"
 MEASURED = "measured.json"
 STAGES = ("train", "export", "measure")
 
@@ -85,7 +86,7 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
                 "fusionrt": fusionrt.__version__, "seconds": round(time.perf_counter() - started, 1)}
     notes = [f"{settings['seconds']:.0f} s for this run of the study on {settings['machine']} "
              f"({'with' if settings['cuda'] else 'no'} CUDA, {settings['torch_threads']} torch threads); "
-             f"(a rerun reuses the stages already done in {study.resolved_work_dir})"]
+             f"a rerun reuses the stages already done in {study.resolved_work_dir}"]
     return write_report(study.resolved_report_dir, study.name, models, settings, notes)
 
 
@@ -117,15 +118,22 @@ def train_model(config: ExperimentConfig) -> dict[str, Any]:
     return result
 
 
-def export_model(config: ExperimentConfig, result: dict[str, Any], options: ExportSection, path: Path) -> Manifest:
-    """The experiment's bundle at ``path``: reused when complete, newer than the checkpoint and holding
-    the wanted precisions; exported (replacing a stale one) otherwise."""
+def export_model(config: ExperimentConfig, result: dict[str, Any], options: ExportSection, path: Path) -> None:
+    """Writes the experiment's bundle to ``path`` unless one newer than the checkpoint with the wanted
+    precisions is there.
+
+    When a lower-precision variant fails to export, the study goes on with fp32 only: one model's
+    int8 problem should not cost the other models' results. Why is kept in ``export_issue.txt`` beside
+    the bundle (and shown in the report), and the failing variant is not retried on a rerun.
+    """
     checkpoint = Path(result["checkpoint"])
+    issue = path.parent / EXPORT_ISSUE
+    precisions = ["fp32"] if issue.is_file() else list(options.precisions)
     try:
         manifest = read_manifest(path)
         fresh = (path / MANIFEST_NAME).stat().st_mtime >= checkpoint.stat().st_mtime
-        if fresh and set(options.precisions) <= set(manifest.variants):
-            return manifest
+        if fresh and set(precisions) <= set(manifest.variants):
+            return
     except BundleError:
         pass  # missing or incomplete (an interrupted export leaves none): export it
     ckpt = load_checkpoint(checkpoint)
@@ -136,12 +144,24 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
     # The loaders keep the experiment's modalities, so a unimodal baseline is calibrated and scored as trained.
     calibration = fold_loader(data, "train", tokenizer, root, shuffle=True, seed=config.seed)
     evaluation = fold_loader(data, "test", tokenizer, root, shuffle=False, seed=config.seed)
-    return export_bundle(
-        model, path, model_name=config.name, tokenizer=_bundle_tokenizer(config, model.config.text),
-        text_max_length=data.text_max_length, calibration=calibration, evaluation=evaluation,
-        precisions=options.precisions, overwrite=True, calibration_samples=options.calibration_samples,
-        calibration_method=options.calibration_method, accuracy_tolerance=options.accuracy_tolerance,
-    )
+
+    def export(variants: list[str]) -> None:
+        export_bundle(
+            model, path, model_name=config.name, tokenizer=_bundle_tokenizer(config, model.config.text),
+            text_max_length=data.text_max_length, calibration=calibration, evaluation=evaluation,
+            precisions=variants, overwrite=True, calibration_samples=options.calibration_samples,
+            calibration_method=options.calibration_method, accuracy_tolerance=options.accuracy_tolerance,
+        )
+
+    try:
+        export(precisions)
+    except Exception as error:  # noqa: BLE001 - any variant's failure, reported below with its type
+        if precisions == ["fp32"]:
+            raise
+        issue.write_text(f"exporting {precisions} failed ({type(error).__name__}: {error}); exported fp32 only\n",
+                         encoding="utf-8")
+        tqdm.write(f"[study] {config.name}: {issue.read_text(encoding='utf-8').strip()}")
+        export(["fp32"])
 
 
 def _bundle_tokenizer(config: ExperimentConfig, text: Any) -> Any:
@@ -178,6 +198,7 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
         "trainer_test_metrics": result["test"],
         "bundle": str(bundle),
         "export_metrics": {name: variant.metrics for name, variant in manifest.variants.items()},
+        "export_issue": _read_issue(config.run_dir.parent / EXPORT_ISSUE),
         "targets": {},
     }
     batches, labels = _test_feeds(config, latency.eval_batch_size)
@@ -197,6 +218,10 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
         }
     write_json(cache, {"latency_settings": settings, "record": record})
     return record
+
+
+def _read_issue(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def _test_feeds(config: ExperimentConfig, batch_size: int) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
