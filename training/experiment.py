@@ -70,11 +70,20 @@ class ModelSection:
 
 @dataclass
 class GeneratedData:
-    """Parameters of the built-in sample dataset (:mod:`training.data.generated`)."""
+    """Parameters of the built-in sample dataset (:mod:`training.data.generated`).
+
+    ``style`` is how faces are drawn: ``"clean"`` (learnable by nets trained from scratch) or
+    ``"varied"`` (random colours, pose and thin strokes); scores are the same in both.
+    """
 
     seed: int = 0
     scale: float = 1.0
     image_size: int = 64
+    style: str = "clean"
+
+    def __post_init__(self) -> None:
+        if self.style not in ("clean", "varied"):  # training.data.generated.STYLES
+            raise ValueError(f"data.generated.style is {self.style!r}, expected 'clean' or 'varied'")
 
 
 @dataclass

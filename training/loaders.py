@@ -36,9 +36,11 @@ def dataset_root(data: DataSection) -> Path:
     if data.root != GENERATED:
         return Path(data.root).expanduser()
     g = data.generated
-    path = data.resolved_cache_dir / "generated" / f"seed{g.seed}_scale{g.scale:g}_px{g.image_size}"
+    # The style is in the name so that a cache generated before styles existed (varied faces) is not
+    # mistaken for the clean default.
+    path = data.resolved_cache_dir / "generated" / f"seed{g.seed}_scale{g.scale:g}_px{g.image_size}_{g.style}"
     if is_main_process() and not (path / generated.MANIFEST_FILENAME).is_file():
-        generated.generate(path, seed=g.seed, scale=g.scale, image_size=g.image_size)
+        generated.generate(path, seed=g.seed, scale=g.scale, image_size=g.image_size, style=g.style)
     barrier()
     return path
 

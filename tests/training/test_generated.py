@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data.generated import EXPRESSIONS, combine_score, draw_face, generate
+from training.data.generated import EXPRESSIONS, STYLES, combine_score, draw_face, generate
 from training.data.mosi import build_index, read_opinion_labels
 from training.metrics import mosi_metrics
 
@@ -96,11 +96,25 @@ def test_regenerating_replaces_the_whole_dataset_and_protects_other_dirs(tmp_pat
     assert (other / "notes.txt").read_text() == "keep me"
 
 
-def test_faces_vary_and_have_the_requested_size():
+@pytest.mark.parametrize("style", STYLES)
+def test_faces_vary_and_have_the_requested_size(style):
     rng = np.random.default_rng(0)
-    faces = [draw_face(e, rng, size=48) for e in EXPRESSIONS]
+    faces = [draw_face(e, rng, size=48, style=style) for e in EXPRESSIONS]
     assert all(f.shape == (48, 48, 3) and f.dtype == np.uint8 for f in faces)
     assert len({f.tobytes() for f in faces}) == 4
+    with pytest.raises(ValueError, match="style is 'noisy'"):
+        draw_face("smile", rng, style="noisy")
+
+
+def test_style_changes_the_pixels_not_the_scores(tmp_path):
+    clean = generate(tmp_path / "clean", seed=1, scale=0.02, workers=1)  # the default style
+    varied = generate(tmp_path / "varied", seed=1, scale=0.02, workers=1, style="varied")
+    assert clean == varied  # same texts, expressions and scores
+    assert json.loads((tmp_path / "varied" / "generation.json").read_text())["style"] == "varied"
+    frame = f"Frames/{clean[0].id}/0000.png"
+    assert (tmp_path / "clean" / frame).read_bytes() != (tmp_path / "varied" / frame).read_bytes()
+    with pytest.raises(ValueError, match="style is"):
+        generate(tmp_path / "bad", scale=0.02, style="noisy")
 
 
 def test_cli(tmp_path):
