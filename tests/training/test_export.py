@@ -126,13 +126,18 @@ def test_plugin_graph_has_plugin_nodes_instead_of_concat_layernorm(any_bundle):
     model, path = any_bundle
     plugin_graph = onnx.load(str(path / "model.plugins.onnx"))
     onnx.checker.check_model(plugin_graph)
-    plugins = [n for n in plugin_graph.graph.node if n.domain == PLUGIN_DOMAIN]
-    assert {n.op_type for n in plugins} <= {_C.plugin_specs()["concat_layernorm"]["name"]}
-    # Every fused op is one plugin node in one graph and one Concat + LayerNormalization in the other.
-    assert len(plugins) == concat_layernorm_pairs(onnx.load(str(path / "model.onnx")))
+    specs = _C.plugin_specs()
+    plugins = [n.op_type for n in plugin_graph.graph.node if n.domain == PLUGIN_DOMAIN]
+    concat_layernorm = specs["concat_layernorm"]["name"]
+    attention = specs["multihead_attention"]["name"]
+    assert set(plugins) <= {concat_layernorm, attention}
+    # Every fused concat+LayerNorm is one plugin node in one graph and Concat + LayerNormalization in the other.
+    assert plugins.count(concat_layernorm) == concat_layernorm_pairs(onnx.load(str(path / "model.onnx")))
     assert concat_layernorm_pairs(plugin_graph) == 0
+    # Fusion attention blocks (early, hybrid) become attention plugin nodes; late fusion has none.
+    assert (attention in plugins) == (model.config.strategy in ("early", "hybrid"))
     if model.config.strategy == "late":
-        assert plugins
+        assert concat_layernorm in plugins
 
 
 # ------------------------------------------------------------------------------------------ variants
