@@ -120,9 +120,10 @@ def quantize_int8(
         raise ValueError(f"calibration method is {method!r}, expected one of {sorted(methods)}")
     with tempfile.TemporaryDirectory(dir=Path(dst).parent, prefix=".quant-") as scratch:
         # Shape inference only: ORT's graph optimisation would rename the nodes float_scope_nodes
-        # picks and may introduce com.microsoft ops that TensorRT cannot parse.
+        # picks and may introduce com.microsoft ops that TensorRT cannot parse. ONNX's own shape
+        # inference, not ORT's symbolic one, which fails on the attention lowering of early/hybrid.
         prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(src), str(prepared), skip_optimization=True)
+        quant_pre_process(str(src), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
         graph = onnx.load(str(prepared))
         quantize_static(
             str(prepared),
