@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from fusionrt import execution
+
 if TYPE_CHECKING:  # the tests that need torch import it themselves, or skip
     from fusionrt.bundle import Manifest
     from training.models import FusionModel
@@ -47,19 +49,8 @@ def random_batches(model: FusionModel, count: int, batch: int, seed: int, text_l
 
 
 def random_feeds(manifest: Manifest, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random graph feeds that fit ``manifest``'s input specs at ``batch`` (token ids below 1000)."""
-    feeds = {}
-    for name, spec in manifest.inputs.items():
-        shape = [batch if d == "batch" else d for d in spec.shape]
-        if spec.dtype == "int64" and name == "input_ids":
-            feeds[name] = rng.integers(0, 1000, shape, dtype=np.int64)
-        elif spec.dtype == "int64":
-            feeds[name] = np.ones(shape, np.int64)
-        elif spec.dtype == "bool":
-            feeds[name] = rng.random(shape) < 0.8
-        else:
-            feeds[name] = rng.standard_normal(shape).astype(spec.dtype)
-    return feeds
+    """Random graph feeds that fit ``manifest`` at ``batch``, with about one modality in five absent."""
+    return execution.random_feeds(manifest, batch, rng, presence_probability=0.8)
 
 
 def export_random_bundle(

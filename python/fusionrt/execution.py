@@ -137,16 +137,22 @@ def choose_execution(
     return result
 
 
-def random_feeds(manifest: Manifest, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random graph feeds of ``batch`` samples in the manifest's input specs (every modality present)."""
-    rng = np.random.default_rng(seed)
+def random_feeds(
+    manifest: Manifest, batch: int, rng: np.random.Generator | int = 0, presence_probability: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Random graph feeds of ``batch`` samples in the manifest's input specs.
+
+    Token ids stay below 1000 (inside any real vocabulary); each modality is present with
+    ``presence_probability`` (1: every modality present).
+    """
+    rng = np.random.default_rng(rng)
     feeds = {}
     for name, spec in manifest.inputs.items():
         shape = tuple(batch if isinstance(d, str) else d for d in spec.shape)
         if spec.dtype == "bool":
-            feeds[name] = np.ones(shape, bool)
+            feeds[name] = rng.random(shape) < presence_probability
         elif name == "input_ids":
-            feeds[name] = rng.integers(0, 1000, shape).astype(spec.dtype)  # inside any real vocabulary
+            feeds[name] = rng.integers(0, 1000, shape).astype(spec.dtype)
         elif name == "attention_mask":
             feeds[name] = np.ones(shape, spec.dtype)
         else:
