@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "../concat_layernorm_math.h"
+#include "simd_clones.h"
 
 namespace fusionrt {
 
@@ -43,24 +44,35 @@ void normalize_span(const T* x, int64_t n, T* out, const T* weight, const T* bia
   }
 }
 
+// Sum over a span of f(x[j]) with kLanes independent partial sums: one running sum would serialise
+// on the add latency (4 cycles per vector), several keep the SIMD units busy.
+template <typename T, typename Fn>
+acc_t<T> sum_span(const T* x, int64_t n, Fn fn) {
+  using A = acc_t<T>;
+  constexpr int64_t kLanes = 32;
+  A partial[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+#pragma omp simd
+    for (int64_t lane = 0; lane < kLanes; ++lane) partial[lane] += fn(load_acc(x[j + lane]));
+  }
+  A sum = A(0);
+  for (; j < n; ++j) sum += fn(load_acc(x[j]));
+  for (int64_t lane = 0; lane < kLanes; ++lane) sum += partial[lane];
+  return sum;
+}
+
 template <typename T>
 void normalize_row(const ConcatLayerNormParams& p, int64_t row) {
   using A = acc_t<T>;
-  // Each input's slice is summarised with two passes the compiler can vectorise, then merged.
+  // Each input's slice is summarised with two vectorised passes (mean, then squared deviations), then
+  // the summaries are merged.
   Moments<A> stats{A(0), A(0), A(0)};
   for (int i = 0; i < p.num_inputs; ++i) {
     const T* x = input_row<T>(p, i, row);
     const int64_t n = p.widths[i];
-    A sum = A(0);
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; ++j) sum += load_acc(x[j]);
-    const A mean = sum / static_cast<A>(n);
-    A m2 = A(0);
-#pragma omp simd reduction(+ : m2)
-    for (int64_t j = 0; j < n; ++j) {
-      const A d = load_acc(x[j]) - mean;
-      m2 += d * d;
-    }
+    const A mean = sum_span(x, n, [](A v) { return v; }) / static_cast<A>(n);
+    const A m2 = sum_span(x, n, [mean](A v) { return (v - mean) * (v - mean); });
     stats = merge(stats, Moments<A>{static_cast<A>(n), mean, m2});
   }
   const A inv_std = inverse_std(stats, static_cast<A>(p.eps));
@@ -83,15 +95,9 @@ void normalize_row(const ConcatLayerNormParams& p, int64_t row) {
   }
 }
 
-// Portable x86-64 wheels target the baseline ISA; GCC clones the row math for AVX2 + FMA machines and
-// picks the clone once, when the module loads. `flatten` pulls the templates into each clone.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FUSIONRT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
-#else
-#define FUSIONRT_CPU_CLONES
-#endif
-
-FUSIONRT_CPU_CLONES void normalize_row_any_dtype(const ConcatLayerNormParams& p, int64_t row) {
+// One clone per x86-64 ISA level (simd_clones.h); `flatten` pulls the templates into each clone so the
+// loops are vectorised for that ISA.
+FUSIONRT_SIMD_CLONES __attribute__((flatten)) void normalize_row_any_dtype(const ConcatLayerNormParams& p, int64_t row) {
   dispatch_dtype(p.dtype, [&](auto tag) { normalize_row<decltype(tag)>(p, row); });
 }
 
