@@ -229,6 +229,25 @@ class EarlyStoppingSection:
         return "min" if self.metric in _LOWER_IS_BETTER else "max"
 
 
+def read_config_file(path: Path, what: str, expected: str) -> dict[str, Any]:
+    """The mapping in a ``.yaml`` / ``.yml`` / ``.toml`` file; errors name the file and what was expected."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ValueError(f"{path}: unknown config format {path.suffix!r}, expected .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"{path} is not valid {path.suffix[1:].upper()}: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected {expected}, found {type(data).__name__}")
+    return data
+
+
 @dataclass
 class ExperimentConfig:
     """One training run: model, data, optimisation, early stopping, seed and output directory."""
@@ -275,20 +294,7 @@ class ExperimentConfig:
     def load(cls, path: str | os.PathLike[str]) -> ExperimentConfig:
         """Reads a ``.yaml`` / ``.yml`` / ``.toml`` file; ``name`` defaults to the file's stem."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"experiment config not found: {path}")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                data = yaml.safe_load(text)
-            elif path.suffix == ".toml":
-                data = tomllib.loads(text)
-            else:
-                raise ValueError(f"{path}: unknown config format {path.suffix!r}, expected .yaml, .yml or .toml")
-        except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-            raise ValueError(f"{path} is not valid {path.suffix[1:].upper()}: {err}") from err
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of config sections, found {type(data).__name__}")
+        data = read_config_file(path, "experiment config", "a mapping of config sections")
         data.setdefault("name", path.stem)
         try:
             return cls.from_dict(data)

@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import copy
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from fusionrt.backends import NAMES as BACKENDS
 from fusionrt.bundle import PRECISIONS
-from training.experiment import ExperimentConfig, _build
+from training.experiment import ExperimentConfig, _build, read_config_file
 from training.export.precision import CALIBRATION_SAMPLES
 
 CALIBRATION_METHODS = ("minmax", "percentile")
@@ -180,15 +178,7 @@ class StudyConfig:
     def load(cls, path: str | os.PathLike[str]) -> StudyConfig:
         """Reads a ``.yaml`` / ``.yml`` / ``.toml`` study file; errors name the file and the field."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"study config not found: {path}")
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-            raise ValueError(f"{path} is not valid {path.suffix[1:].upper()}: {err}") from err
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping with an 'experiments' list, found {type(data).__name__}")
+        data = read_config_file(path, "study config", "a mapping with an 'experiments' list")
         data.setdefault("name", path.stem.removeprefix("study_"))
         data.setdefault("base_dir", str(path.parent))
         try:
