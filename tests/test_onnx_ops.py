@@ -36,7 +36,7 @@ def export(model, widths, path, plugins):
     args = tuple(torch.randn(2, w) for w in widths)
     program = torch.onnx.export(
         model, args, dynamo=True, opset_version=OPSET, input_names=names,
-        dynamic_shapes={f"features": tuple({0: torch.export.Dim("batch")} for _ in widths)},
+        dynamic_shapes={"features": tuple({0: torch.export.Dim("batch")} for _ in widths)},
         custom_translation_table=translation_table(plugins=plugins), verbose=False,
     )
     program.save(str(path))

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from fusionrt.backends import NAMES as BACKENDS
 from fusionrt.bundle import PRECISIONS
 from training.experiment import ExperimentConfig, _build, read_config_file

@@ -14,7 +14,6 @@ pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
 
 from training import report, study  # noqa: E402
-from training.study_config import StudyConfig  # noqa: E402
 
 from conftest import TINY  # noqa: E402  (tests/training is on sys.path)
 
