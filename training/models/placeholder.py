@@ -27,8 +27,8 @@ class ModalityPlaceholder(nn.Module):
 
     def full(self, batch: int) -> Stream:
         """A stream for a batch where the modality is absent for every sample."""
-        # Real rows, not a stride-0 expand: fused kernels downstream take one row per sample.
-        pooled = self.embedding.repeat(batch, 1)
+        # A stride-0 view: the fused kernels read broadcast rows in place.
+        pooled = self.embedding.expand(batch, -1)
         mask = torch.ones(batch, 1, dtype=torch.bool, device=pooled.device)
         return Stream(pooled[:, None], mask, pooled)
 
