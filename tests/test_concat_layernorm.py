@@ -155,6 +155,16 @@ def test_gradients_match_torch_autograd(generator, dtype):
         torch.testing.assert_close(a.grad.float(), b.grad.float(), atol=tolerance * float(b.grad.abs().max()), rtol=0)
 
 
+@pytest.mark.parametrize("affine", [False, True])
+def test_opcheck(generator, affine):
+    """Schema, fake implementation, autograd registration and device kernels agree (torch's own check)."""
+    inputs, weight, bias = make_case(generator, 3, (5, 7), torch.float64, affine)
+    for t in [*inputs, weight, bias]:
+        if t is not None:
+            t.requires_grad_(True)
+    torch.library.opcheck(torch.ops.fusionrt.fused_concat_layernorm.default, (inputs, weight, bias, 1e-5))
+
+
 def test_torch_export_sees_one_node():
     class Head(torch.nn.Module):
         def __init__(self):
