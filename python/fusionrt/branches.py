@@ -108,7 +108,7 @@ def split_bundle(path: str | os.PathLike[str], precision: str = "fp32") -> Branc
     check_splittable(manifest.strategy)
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
-    return split_graph(onnx.load(str(root / manifest.variants[precision].onnx)), manifest.strategy)
+    return split_graph(onnx.load(str(root / manifest.variants[precision].onnxruntime_file)), manifest.strategy)
 
 
 def _dependencies(graph: Any) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:

@@ -6,7 +6,8 @@ A bundle is a directory::
     model.onnx             fp32, standard ONNX ops (ONNX Runtime, TensorRT)
     model.plugins.onnx     the same graph with fusionrt plugin nodes (TensorRT + libfusionrt_plugins.so)
     model.fp16.onnx        precision carried by the graph (strongly typed TensorRT 11)
-    model.int8.onnx        Q/DQ nodes (TensorRT 10/11 INT8, ONNX Runtime on CPU)
+    model.int8.onnx        Q/DQ nodes, symmetric int8 activations (TensorRT 10/11 INT8)
+    model.int8.ort.onnx    Q/DQ nodes, uint8 activations on weight MatMuls (ONNX Runtime on CPU)
     model.pt2              torch.export program (the torch backend)
     tokenizer.json         Hugging Face tokenizers file
     engines/               TensorRT engines built on a device, keyed by GPU, TensorRT version, precision
@@ -34,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+# 2: a variant may name a separate graph for ONNX Runtime (``onnxruntime_onnx``).
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -83,11 +85,21 @@ class OutputSpec:
 
 @dataclass
 class Variant:
-    """One precision of the graph: its ONNX files and the metrics measured on it at export."""
+    """One precision of the graph: its ONNX files and the metrics measured on it at export.
+
+    ``onnx`` is the graph TensorRT builds from; ``onnxruntime_onnx`` a graph of the same precision
+    shaped for ONNX Runtime's CPU kernels where that differs (int8), which ``metrics`` are measured on.
+    """
 
     onnx: str
     plugins_onnx: str | None = None
+    onnxruntime_onnx: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def onnxruntime_file(self) -> str:
+        """The graph ONNX Runtime runs for this precision."""
+        return self.onnxruntime_onnx or self.onnx
 
 
 @dataclass

@@ -94,7 +94,7 @@ def choose_execution(
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
     threads = threads or physical_cores()
-    model = root / manifest.variants[precision].onnx
+    model = root / manifest.variants[precision].onnxruntime_file
     feeds = random_feeds(manifest, batch)
     runs: dict[str, Callable[[], Any]] = {
         "sequential": _bound(OnnxRuntimeBackend(model, manifest, device, threads), feeds)

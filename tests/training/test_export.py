@@ -143,10 +143,13 @@ def test_plugin_graph_has_plugin_nodes_instead_of_concat_layernorm(any_bundle):
 # ------------------------------------------------------------------------------------------ variants
 
 
-@pytest.mark.parametrize("precision,atol", [("fp16", FP16_ATOL), ("int8", INT8_ATOL)])
-def test_lower_precisions_run_close_to_fp32(full_bundle, precision, atol):
+@pytest.mark.parametrize(
+    "precision,graph,atol",
+    [("fp16", "onnx", FP16_ATOL), ("int8", "onnx", INT8_ATOL), ("int8", "onnxruntime_file", INT8_ATOL)],
+)
+def test_lower_precisions_run_close_to_fp32(full_bundle, precision, graph, atol):
     model, path, manifest = full_bundle
-    file = path / manifest.variants[precision].onnx
+    file = path / getattr(manifest.variants[precision], graph)
     onnx.checker.check_model(str(file), full_check=True)
     proto = onnx.load(str(file))
     assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [
@@ -156,6 +159,39 @@ def test_lower_precisions_run_close_to_fp32(full_bundle, precision, atol):
     assert ({"QuantizeLinear", "DequantizeLinear"} <= ops) == (precision == "int8")
     expected, got = run_both(model, file, batch=3)
     np.testing.assert_allclose(got["score"], expected["score"], atol=atol, rtol=0)
+
+
+def _quantized_activations(proto: onnx.ModelProto) -> tuple[set[int], set[int], list[str]]:
+    """Element types and zero points of the activation QuantizeLinear nodes, and the quantized MatMuls
+    whose both inputs are activations (come out of a DequantizeLinear of a QuantizeLinear)."""
+    initializers = {i.name: i for i in proto.graph.initializer}
+    producer = {out: node for node in proto.graph.node for out in node.output}
+    types, zero_points = set(), set()
+    for node in proto.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in initializers:
+            zero_point = onnx.numpy_helper.to_array(initializers[node.input[2]])
+            types.add(initializers[node.input[2]].data_type)
+            zero_points.update(int(z) for z in zero_point.ravel())
+
+    def activation(name: str) -> bool:
+        dq = producer.get(name)
+        return dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] not in initializers
+
+    matmuls = [n.name for n in proto.graph.node if n.op_type == "MatMul" and all(map(activation, n.input))]
+    return types, zero_points, matmuls
+
+
+def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
+    """TensorRT's graph: int8 activations with zero point 0 everywhere, attention products included.
+    ONNX Runtime's: uint8 activations (x86's u8 x s8 integer kernels) on weight MatMuls only."""
+    _, path, manifest = full_bundle
+    variant = manifest.variants["int8"]
+    assert variant.onnx == "model.int8.onnx" and variant.onnxruntime_file == "model.int8.ort.onnx"
+    types, zero_points, matmuls = _quantized_activations(onnx.load(str(path / variant.onnx)))
+    assert types == {onnx.TensorProto.INT8} and zero_points == {0}
+    assert matmuls, "TensorRT's graph quantizes attention's activation x activation MatMuls"
+    types, _, matmuls = _quantized_activations(onnx.load(str(path / variant.onnxruntime_file)))
+    assert types == {onnx.TensorProto.UINT8} and matmuls == []
 
 
 def test_metrics_recorded_per_variant(full_bundle):
@@ -175,7 +211,8 @@ def test_manifest_hashes_every_file_and_verifies(full_bundle):
     read = read_manifest(path)
     assert read.to_dict() == manifest.to_dict()
     assert set(read.files) == {p.name for p in path.iterdir()} - {"manifest.json"} == {
-        "model.onnx", "model.plugins.onnx", "model.fp16.onnx", "model.int8.onnx", "model.pt2", "tokenizer.json"
+        "model.onnx", "model.plugins.onnx", "model.fp16.onnx", "model.int8.onnx", "model.int8.ort.onnx", "model.pt2",
+        "tokenizer.json",
     }
     assert read.config == model.config.to_dict() and read.strategy == "late" and read.text.max_length == TEXT_LENGTH
     assert len(read.image.mean) == len(read.image.std) == 3

@@ -34,9 +34,18 @@ from fusionrt.bundle import (
 from .evaluation import ACCURACY_TOLERANCE, check_tolerance, evaluate_variants
 from .graph_io import input_specs, output_specs
 from .onnx_export import check_parity, export_program, write_onnx
-from .precision import CALIBRATION_SAMPLES, convert_fp16, quantize_int8
+from .precision import (
+    CALIBRATION_SAMPLES,
+    ONNXRUNTIME_INT8,
+    TENSORRT_INT8,
+    calibration_feeds,
+    convert_fp16,
+    quantize_int8,
+)
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+#: Graphs for ONNX Runtime where a precision's TensorRT graph does not suit it.
+ONNXRUNTIME_FILES = {"int8": "model.int8.ort.onnx"}
 PLUGINS_FILE = "model.plugins.onnx"
 PROGRAM_FILE = "model.pt2"
 TOKENIZER_FILE = "tokenizer.json"
@@ -102,11 +111,12 @@ def export_bundle(
             if "fp16" in wanted:
                 convert_fp16(root / ONNX_FILES["fp32"], root / ONNX_FILES["fp16"])
             if "int8" in wanted:
-                quantize_int8(root / ONNX_FILES["fp32"], root / ONNX_FILES["int8"], calibration, text_max_length,
-                              image_size, calibration_samples, calibration_method)
+                feeds = calibration_feeds(calibration, text_max_length, image_size, calibration_samples)
+                for file, scheme in ((ONNX_FILES["int8"], TENSORRT_INT8), (ONNXRUNTIME_FILES["int8"], ONNXRUNTIME_INT8)):
+                    quantize_int8(root / ONNX_FILES["fp32"], root / file, feeds, scheme, calibration_method)
             metrics: dict[str, dict[str, float]] = {p: {} for p in wanted}
             if evaluation is not None:
-                files = {p: root / ONNX_FILES[p] for p in wanted}
+                files = {p: root / ONNXRUNTIME_FILES.get(p, ONNX_FILES[p]) for p in wanted}
                 metrics = evaluate_variants(files, evaluation, text_max_length, image_size)
                 if accuracy_tolerance is not None:
                     check_tolerance(metrics, accuracy_tolerance)
@@ -124,7 +134,7 @@ def export_bundle(
                 output=OutputSpec(score_range=SCORE_RANGE),
                 variants={
                     p: Variant(onnx=ONNX_FILES[p], plugins_onnx=PLUGINS_FILE if p == "fp32" else None,
-                               metrics=metrics[p])
+                               onnxruntime_onnx=ONNXRUNTIME_FILES.get(p), metrics=metrics[p])
                     for p in wanted
                 },
                 torch_program=PROGRAM_FILE,

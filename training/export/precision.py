@@ -4,15 +4,27 @@
   and outputs keep their fp32 types through Casts at the boundary, so a deployment feeds the same
   arrays to every variant. Normalisations (LayerNormalization, Softmax, reductions) stay fp32,
   because their sums of squares overflow or lose the small differences that matter in float16.
-* INT8 (TensorRT 10/11 explicit quantization, ONNX Runtime CPU): static Q/DQ quantization of the
-  compute-heavy ops (MatMul, Gemm, Conv) with symmetric int8 activations and per-channel int8
-  weights, calibrated on real samples. Symmetric, because TensorRT accepts only zero points of 0.
-  The fusion head and its normalisation stay in float: they are cheap and the score is sensitive
-  to them.
+* INT8: static Q/DQ quantization of the compute-heavy ops (MatMul, Gemm, Conv) with per-channel
+  int8 weights, calibrated on real samples, in two schemes (:class:`Int8Scheme`), because the two
+  runtimes want different graphs:
+
+  - :data:`TENSORRT_INT8` (``model.int8.onnx``, TensorRT 10/11 explicit quantization): symmetric
+    int8 activations, since TensorRT accepts only zero points of 0, on every MatMul including
+    attention's activation x activation products, which TensorRT's fused attention runs in int8.
+  - :data:`ONNXRUNTIME_INT8` (``model.int8.ort.onnx``, ONNX Runtime on CPU): asymmetric uint8
+    activations, the u8 x s8 form of x86's integer dot products (VNNI), on weight MatMuls only, with
+    a Q/DQ pair per consumer. With int8 activations ORT fuses few of the Q/DQ patterns into integer
+    kernels and the graph runs *slower* than fp32; shared pairs (a LayerNorm output feeding both a
+    MatMul and the residual Add) block the fusion, and quantized activation x activation MatMuls
+    cost more in re-quantization than they save.
+
+  The fusion head and its normalisation stay in float in both: they are cheap and the score is
+  sensitive to them.
 
 Example:
     >>> convert_fp16("model.onnx", "model.fp16.onnx")  # doctest: +SKIP
-    >>> quantize_int8("model.onnx", "model.int8.onnx", loader, text_length=64, image_size=224)  # doctest: +SKIP
+    >>> feeds = calibration_feeds(loader, text_length=64, image_size=224)  # doctest: +SKIP
+    >>> quantize_int8("model.onnx", "model.int8.onnx", feeds, TENSORRT_INT8)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +32,8 @@ from __future__ import annotations
 import ast
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,29 +71,53 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> No
     onnx.checker.check_model(str(dst), full_check=True)
 
 
+@dataclass(frozen=True)
+class Int8Scheme:
+    """How activations are quantized in one INT8 graph (weights are always per-channel symmetric int8)."""
+
+    #: "int8" (symmetric, zero point 0) or "uint8" (asymmetric).
+    activations: str
+    #: Whether MatMuls of two activations (attention's Q Kᵀ and P V) are quantized too.
+    activation_matmuls: bool
+    #: A Q/DQ pair per consumer rather than one shared by all consumers of a tensor.
+    dedicated_pairs: bool
+
+
+TENSORRT_INT8 = Int8Scheme(activations="int8", activation_matmuls=True, dedicated_pairs=False)
+ONNXRUNTIME_INT8 = Int8Scheme(activations="uint8", activation_matmuls=False, dedicated_pairs=True)
+
+
+def calibration_feeds(
+    batches: Iterable[Mapping[str, Any]], text_length: int, image_size: int, samples: int = CALIBRATION_SAMPLES
+) -> list[dict[str, np.ndarray]]:
+    """Graph feeds of the first ``samples`` samples of collated ``batches``, for :func:`quantize_int8`."""
+    feeds_list, seen = [], 0
+    for batch in batches:
+        feeds = batch_feeds(batch, text_length, image_size)
+        keep = min(samples - seen, len(feeds["presence"]))
+        feeds_list.append({name: value[:keep] for name, value in feeds.items()})
+        seen += keep
+        if seen >= samples:
+            break
+    if seen == 0:
+        raise ValueError("calibration yielded no batches; INT8 needs a few hundred training samples")
+    return feeds_list
+
+
 class _CalibrationReader:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` over collated batches, up to ``samples``."""
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over a list of feeds."""
 
-    def __init__(self, batches: Iterable[Mapping[str, Any]], text_length: int, image_size: int, samples: int) -> None:
-        self._feeds = self._take(batches, text_length, image_size, samples)
-
-    @staticmethod
-    def _take(
-        batches: Iterable[Mapping[str, Any]], text_length: int, image_size: int, samples: int
-    ) -> Iterator[dict[str, np.ndarray]]:
-        seen = 0
-        for batch in batches:
-            feeds = batch_feeds(batch, text_length, image_size)
-            keep = min(samples - seen, len(feeds["presence"]))
-            yield {name: value[:keep] for name, value in feeds.items()}
-            seen += keep
-            if seen >= samples:
-                return
-        if seen == 0:
-            raise ValueError("calibration yielded no batches; INT8 needs a few hundred training samples")
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
+
+
+def activation_matmuls(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMul nodes none of whose inputs is a weight (an initializer)."""
+    weights = {init.name for init in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
 
 
 def float_scope_nodes(model: onnx.ModelProto, scopes: Iterable[str] = INT8_FLOAT_SCOPES) -> list[str]:
@@ -99,16 +136,15 @@ def float_scope_nodes(model: onnx.ModelProto, scopes: Iterable[str] = INT8_FLOAT
 def quantize_int8(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    calibration: Iterable[Mapping[str, Any]],
-    text_length: int,
-    image_size: int,
-    samples: int = CALIBRATION_SAMPLES,
+    calibration: Iterable[dict[str, np.ndarray]],
+    scheme: Int8Scheme = TENSORRT_INT8,
     method: str = "percentile",
 ) -> None:
-    """Writes the Q/DQ INT8 variant of the fp32 graph ``src`` to ``dst``, calibrated on ``samples`` samples.
+    """Writes the Q/DQ INT8 variant of the fp32 graph ``src`` to ``dst``.
 
     Args:
-        calibration: collated batches of training data (:class:`training.data.dataset.MosiCollator`).
+        calibration: graph feeds of training samples (:func:`calibration_feeds`).
+        scheme: :data:`TENSORRT_INT8` or :data:`ONNXRUNTIME_INT8` (see the module docstring).
         method: ``"minmax"`` or ``"percentile"`` (99.999th percentile of |activation|, robust to the
             rare outliers of transformer activations).
     """
@@ -125,20 +161,22 @@ def quantize_int8(
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
         graph = onnx.load(str(prepared))
+        excluded = float_scope_nodes(graph) + ([] if scheme.activation_matmuls else activation_matmuls(graph))
         quantize_static(
             str(prepared),
             str(dst),
-            _CalibrationReader(calibration, text_length, image_size, samples),
+            _CalibrationReader(calibration),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(INT8_OP_TYPES),
             per_channel=True,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QInt8 if scheme.activations == "int8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=float_scope_nodes(graph),
+            nodes_to_exclude=excluded,
             calibrate_method=methods[method],
             extra_options={
-                "ActivationSymmetric": True,
+                "ActivationSymmetric": scheme.activations == "int8",
                 "WeightSymmetric": True,
+                "DedicatedQDQPair": scheme.dedicated_pairs,
             },
         )
     onnx.checker.check_model(str(dst), full_check=True)

@@ -101,7 +101,7 @@ def open_backend(
     if name == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend, physical_cores
 
-        model = root / manifest.variants[precision].onnx
+        model = root / manifest.variants[precision].onnxruntime_file
         if execution == "auto":
             execution = recorded_mode(root, device, precision, threads or physical_cores()) or "sequential"
         if execution == "branches":
