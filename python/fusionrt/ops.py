@@ -78,12 +78,13 @@ def _check_concat_layernorm(
 
 def _as_kernel_arg(x: torch.Tensor):
     """A zero-copy handle the kernel binding accepts: numpy for CPU float types (the fastest path into
-    pybind11), else the tensor itself through DLPack. Called per tensor per call, so kept lean."""
-    if x.stride(-1) != 1:
+    pybind11), else the tensor itself through DLPack. Called per tensor per call, so kept lean: the
+    cheap tests come first, and ``detach`` (a new tensor object) only where grad forbids ``numpy()``."""
+    if not x.is_contiguous() and x.stride(-1) != 1:
         x = x.contiguous()
     if x.is_cuda or x.dtype is torch.bfloat16:
         return x.detach()
-    return x.detach().numpy()
+    return x.detach().numpy() if x.requires_grad else x.numpy()
 
 
 def _concat_layernorm_kernel(
