@@ -92,6 +92,7 @@ def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[st
                 lines.append(_row([model["name"], label, _metric(target["metrics"]["Has0_acc_2"]),
                                    _metric(target["metrics"]["MAE"]), f"{target['latency']['p50_ms']:.2f}",
                                    "yes" if (model["name"], label) in front else ""]))
+    lines += _concurrency_lines(ordered)
     skipped_by: dict[str, list[str]] = {}
     for m in models:
         for label, t in m["targets"].items():
@@ -103,6 +104,29 @@ def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[st
         lines += ["", "## Notes", "", *(f"- not measured: {s}" for s in skipped),
                   *(f"- export: {i}" for i in issues), *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
+
+
+def _concurrency_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Before / after of running late and intermediate fusion's two branches concurrently: each mode's
+    median latency, the slower branch alone (the floor concurrency aims at) and the mode deployed."""
+    rows = [(m["name"], label, c) for m in models for label, c in m.get("concurrency", {}).items()]
+    if not rows:
+        return []
+    header = ["model", "target", "sequential ms", "parallel ms", "branches ms", "slower branch alone ms",
+              "deployed", "deployed / sequential", "deployed / slower branch"]
+    lines = ["", "## Concurrent branches", "",
+             "Late and intermediate fusion run two independent backbones. Medians of interleaved batch-1 "
+             "calls: one session running the graph in order (sequential), ONNX Runtime's parallel executor, "
+             "and the two branches as sessions on two threads (branches); the fastest is deployed when it "
+             "is clearly (5 %) faster than sequential.", "", _row(header), _row(["---"] * len(header))]
+    for name, label, c in rows:
+        modes = c["latency_ms"]
+        deployed = modes[c["mode"]]
+        lines.append(_row([name, label, *(f"{modes[m]:.2f}" if m in modes else "–"
+                                          for m in ("sequential", "parallel", "branches")),
+                           f"{c['slower_branch_ms']:.2f}", c["mode"], f"{deployed / modes['sequential']:.2f}",
+                           f"{c['ratio_to_slower_branch']:.2f}"]))
+    return lines
 
 
 def _row(cells: Sequence[str]) -> str:

@@ -8,7 +8,9 @@
    int8 calibrated on the train fold, every variant scored on the test fold;
 3. **measure**: load the bundle with each latency target's backend and precision (skipping, with the
    reason, those that cannot run here), score the test fold through ``Session.run`` and time batch-1
-   calls (:mod:`training.latency`).
+   calls (:mod:`training.latency`). For late / intermediate fusion on ONNX Runtime, first time its
+   branches run one after the other, concurrently, and the slower one alone
+   (:func:`fusionrt.execution.choose_execution`); the session then runs the faster mode.
 
 Every stage's output is kept, so a rerun after an interruption picks up where it stopped. The report
 (:mod:`training.report`) replaces ``<report_dir>`` as a whole once every model is done.
@@ -36,7 +38,9 @@ from tqdm import tqdm
 
 import fusionrt
 from fusionrt import backends
+from fusionrt.branches import SPLITTABLE
 from fusionrt.bundle import MANIFEST_NAME, BundleError, Manifest, read_manifest
+from fusionrt.execution import choose_execution
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.experiment import MODALITIES, ExperimentConfig
 from training.export import export_bundle
@@ -45,7 +49,7 @@ from training.latency import measure_latency, split_batch
 from training.loaders import dataset_root, fold_loader, load_tokenizer, resolve_tokenizer
 from training.metrics import mosi_metrics
 from training.report import write_report
-from training.study_config import ExportSection, LatencySection, StudyConfig
+from training.study_config import ExportSection, LatencySection, LatencyTarget, StudyConfig
 from training.train import RESULT, train
 from training.trainer import BEST, write_json
 
@@ -208,6 +212,10 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
         if why is not None:
             record["targets"][target.label] = {"skipped": why}
             continue
+        concurrency = _choose_concurrency(bundle, manifest, modalities, target, latency)
+        if concurrency is not None:
+            record.setdefault("concurrency", {})[target.label] = concurrency
+        # execution="auto" runs the mode _choose_concurrency recorded in the bundle, if any.
         session = fusionrt.load(bundle, backend=target.backend, device=target.device, precision=target.precision,
                                 threads=latency.threads)
         scores = np.concatenate([session.run(feeds)["score"] for feeds in batches])
@@ -218,6 +226,17 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
         }
     write_json(cache, {"latency_settings": settings, "record": record})
     return record
+
+
+def _choose_concurrency(bundle: Path, manifest: Manifest, modalities: Sequence[str], target: LatencyTarget,
+                        latency: LatencySection) -> dict[str, Any] | None:
+    """Times sequential vs concurrent branches of a late / intermediate model on ONNX Runtime and records
+    the faster in the bundle (:func:`fusionrt.execution.choose_execution`); None for other targets and
+    for unimodal baselines (one branch only)."""
+    if target.backend != "onnxruntime" or manifest.strategy not in SPLITTABLE or len(modalities) < len(MODALITIES):
+        return None
+    return choose_execution(bundle, latency.concurrency_repeats, device=target.device or "cpu",
+                            precision=target.precision, threads=latency.threads)
 
 
 def _read_issue(path: Path) -> str | None:

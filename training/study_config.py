@@ -85,7 +85,9 @@ class LatencyTarget:
 @dataclass
 class LatencySection:
     """Batch-1 latency: ``warmup`` untimed then ``repeats`` timed ``Session.run`` calls, cycling over the
-    first ``samples`` test samples; ``eval_batch_size`` is the batch used to score the test fold."""
+    first ``samples`` test samples; ``eval_batch_size`` is the batch used to score the test fold.
+    Before ONNX Runtime times late / intermediate fusion, ``concurrency_repeats`` interleaved rounds
+    compare running its two branches one after the other and concurrently; the faster is deployed."""
 
     targets: list[LatencyTarget] = field(default_factory=lambda: [LatencyTarget()])
     warmup: int = 20
@@ -93,13 +95,16 @@ class LatencySection:
     samples: int = 32
     threads: int | None = None
     eval_batch_size: int = 8
+    #: Late / intermediate fusion on ONNX Runtime: time sequential vs concurrent branches and deploy the
+    #: faster (:func:`fusionrt.execution.choose_execution`), with this many interleaved rounds.
+    concurrency_repeats: int = 30
 
     def __post_init__(self) -> None:
         if not self.targets:
             raise ValueError("latency.targets is empty, expected at least one {backend, precision}")
         self.targets = [t if isinstance(t, LatencyTarget) else _build(LatencyTarget, t, "latency.targets[].")
                         for t in self.targets]
-        for name in ("repeats", "samples", "eval_batch_size"):
+        for name in ("repeats", "samples", "eval_batch_size", "concurrency_repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"latency.{name} is {getattr(self, name)}, expected >= 1")
         if self.warmup < 0:

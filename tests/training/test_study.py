@@ -34,7 +34,7 @@ def write_micro_study(root: Path, cache: Path) -> Path:
         "experiments": ["tiny_late.yaml",
                         {"config": "tiny_late.yaml", "name": "tiny_text", "overrides": {"data": {"modalities": ["text"]}}}],
         "export": {"precisions": ["fp32"]},
-        "latency": {"targets": TARGETS, "warmup": 2, "repeats": 5, "samples": 4},
+        "latency": {"targets": TARGETS, "warmup": 2, "repeats": 5, "samples": 4, "concurrency_repeats": 3},
         "work_dir": str(root / "work"),
         "report_dir": str(root / "report"),
     }
@@ -71,6 +71,26 @@ def test_report_has_every_model_and_column(micro: Path) -> None:
     with Image.open(out / report.FIGURE_FILE) as image:
         image.verify()
         assert image.format == "PNG"
+
+
+def test_late_fusion_deploys_the_faster_branch_execution_and_reports_it(micro: Path) -> None:
+    from fusionrt.backends.onnxruntime import physical_cores
+    from fusionrt.execution import recorded_mode
+
+    out = micro.parent / "report"
+    late, text_only = json.loads((out / report.RESULTS_FILE).read_text())["models"]
+    assert "concurrency" not in text_only  # one modality: one branch, nothing to run concurrently
+    assert set(late["concurrency"]) == {"onnxruntime fp32"}  # ONNX Runtime targets that ran, only
+    chosen = late["concurrency"]["onnxruntime fp32"]
+    modes = chosen["latency_ms"]
+    assert set(modes) == {"sequential", "parallel", "branches"} and chosen["slower_branch_ms"] > 0
+    assert chosen["mode"] == "sequential" or modes[chosen["mode"]] < 0.95 * modes["sequential"]
+    # The bundle remembers the choice, so the session the study timed (execution="auto") ran it.
+    assert recorded_mode(late["bundle"], "cpu", "fp32", physical_cores()) == chosen["mode"]
+    text = (out / report.REPORT_FILE).read_text()
+    section = text.split("## Concurrent branches", 1)[1]
+    assert f"| tiny_late | onnxruntime fp32 | {modes['sequential']:.2f} |" in section
+    assert "| tiny_text |" not in section
 
 
 def test_rerun_continues_where_the_study_stopped(micro: Path) -> None:
