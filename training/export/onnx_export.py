@@ -8,8 +8,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -49,20 +51,35 @@ def write_onnx(
 
     ``plugins`` lowers fusionrt ops to TensorRT plugin nodes instead of standard ONNX ops.
     """
-    onnx_program = torch.onnx.export(
-        program,
-        dynamo=True,
-        opset_version=OPSET,
-        input_names=list(INPUT_NAMES),
-        output_names=list(output_names),
-        custom_translation_table=translation_table(plugins=plugins),
-        verbose=False,
-    )
+    with _quiet_constant_folding():
+        onnx_program = torch.onnx.export(
+            program,
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(output_names),
+            custom_translation_table=translation_table(plugins=plugins),
+            verbose=False,
+        )
     onnx_program.save(str(path))
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as error:
         raise ExportError(f"{os.path.basename(path)} fails the ONNX checker: {error}") from error
+
+
+@contextlib.contextmanager
+def _quiet_constant_folding() -> Iterator[None]:
+    """Silences onnxscript's constant folder, which warns for each node it tries and fails to evaluate
+    (e.g. reshapes of the stride-0 placeholder rows) and leaves that node as it was: harmless, and the
+    parity check below proves the graph right, but dozens of "Evaluation failed" lines per export."""
+    folder = logging.getLogger("onnxscript.optimizer._constant_folding")
+    level = folder.level
+    folder.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        folder.setLevel(level)
 
 
 def check_parity(
