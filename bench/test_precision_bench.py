@@ -1,7 +1,9 @@
-"""fp32 vs int8 (Q/DQ) ONNX Runtime latency at batch 1: late fusion, MiniLM-L6 text + MobileNetV2 at 224.
+"""fp32 vs int8 (Q/DQ) ONNX Runtime latency at batch 1: the six study models (late / intermediate /
+early x MobileNetV2 / ViT-B/16 at 224 px) with MiniLM-L6 text, 64 tokens.
 
-Random weights (latency does not depend on them); calibration on random inputs. Read the group as one
-row per precision: ``pytest bench/test_precision_bench.py --benchmark-only --benchmark-group-by=group``.
+Random weights (latency does not depend on them); calibration on random inputs. Read each group as one
+row per precision: ``pytest bench/test_precision_bench.py --benchmark-only --benchmark-group-by=group``
+(``-k late_mobilenetv2`` for one model: exporting all six takes minutes).
 """
 
 from __future__ import annotations
@@ -19,24 +21,27 @@ from training.models import create_model  # noqa: E402
 from training.models.text_encoder import default_text_source  # noqa: E402
 
 TEXT_LENGTH = 64
+STUDY_MODELS = [f"{strategy}_{vision}" for strategy in ("late", "intermediate", "early")
+                for vision in ("mobilenetv2", "vit")]
 
 
-@pytest.fixture(scope="session")
-def bundle(tmp_path_factory):
+@pytest.fixture(scope="session", params=STUDY_MODELS)
+def bundle(request, tmp_path_factory):
+    name = request.param
     torch.manual_seed(0)
-    model = create_model("late_mobilenetv2", text=dict(pretrained=False), vision=dict(pretrained=False)).eval()
+    model = create_model(name, text=dict(pretrained=False), vision=dict(pretrained=False)).eval()
     generator = torch.Generator().manual_seed(0)
     calibration = []
     for _ in range(4):
         ids, mask, image, presence = model.example_inputs(8, TEXT_LENGTH, generator=generator)
         calibration.append(dict(input_ids=ids, attention_mask=mask, image=image, presence=presence))
-    path = tmp_path_factory.mktemp("bench") / "late_minilm_mobilenetv2"
-    manifest = export_bundle(model, path, model_name="late_mobilenetv2",
+    path = tmp_path_factory.mktemp("bench") / name
+    manifest = export_bundle(model, path, model_name=name,
                              tokenizer=f"{default_text_source()}/tokenizer.json", text_max_length=TEXT_LENGTH,
                              calibration=calibration, calibration_samples=32, precisions=("fp32", "int8"),
                              calibration_method="minmax")
     feeds = {n: t.numpy() for n, t in zip(INPUT_NAMES, model.example_inputs(1, TEXT_LENGTH, generator=generator))}
-    return path, manifest, feeds
+    return name, path, manifest, feeds
 
 
 # "int8" is the graph ONNX Runtime gets for precision="int8" (uint8 activations); "int8 tensorrt" the
@@ -44,12 +49,12 @@ def bundle(tmp_path_factory):
 @pytest.mark.parametrize("precision,graph", [("fp32", "onnxruntime_file"), ("int8", "onnxruntime_file"),
                                              ("int8 tensorrt", "onnx")])
 def test_onnxruntime_batch1_latency(benchmark, bundle, precision, graph):
-    path, manifest, feeds = bundle
+    name, path, manifest, feeds = bundle
     file = path / getattr(manifest.variants[precision.split()[0]], graph)
     session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     for _ in range(5):  # warm-up: first runs allocate and pick kernels
         session.run(["score"], feeds)
-    benchmark.group = "onnxruntime late_mobilenetv2 224 px batch 1"
+    benchmark.group = f"onnxruntime {name} 224 px batch 1"
     benchmark.extra_info["precision"] = precision
     (score,) = benchmark(session.run, ["score"], feeds)
     assert score.shape == (1,) and np.isfinite(score).all()
