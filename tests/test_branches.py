@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,7 +12,13 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 import fusionrt  # noqa: E402
 from fusionrt.branches import NotSplittableError, split_bundle, split_graph  # noqa: E402
-from fusionrt.execution import CALIBRATION_FILE, choose_execution  # noqa: E402
+from fusionrt.execution import (  # noqa: E402
+    CALIBRATION_FILE,
+    SETTLE_CALLS,
+    TIMED_CALLS,
+    _interleaved,
+    choose_execution,
+)
 from tiny_bundles import random_feeds, tiny_bundle  # noqa: E402
 
 SPLITTABLE = ("late", "intermediate")
@@ -91,6 +98,21 @@ def test_choose_execution_records_the_fastest_mode_for_auto(bundle):
     assert (bundle / CALIBRATION_FILE).exists()
     assert fusionrt.load(bundle, backend="onnxruntime")._backend.execution == result["mode"]
     (bundle / CALIBRATION_FILE).unlink()  # the other tests' "auto" stays sequential
+
+
+@pytest.mark.parametrize("repeats", [1, TIMED_CALLS, 2 * TIMED_CALLS + 1])
+def test_modes_are_timed_in_settled_bursts_visited_in_turn(repeats):
+    """Every timed burst follows untimed calls of the same mode (another mode's spinning ONNX Runtime
+    threads must not land in its timings), modes alternate burst by burst, each gets ``repeats``."""
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    times = _interleaved(runs, repeats)
+    assert {name: len(t) for name, t in times.items()} == {"a": repeats, "b": repeats}
+    bursts = [calls[i] for i in range(len(calls)) if i == 0 or calls[i] != calls[i - 1]]
+    assert bursts == ["a", "b"] * (len(bursts) // 2)
+    run_lengths = [len(list(g)) for _, g in itertools.groupby(calls)]
+    assert all(SETTLE_CALLS < n <= SETTLE_CALLS + TIMED_CALLS for n in run_lengths)
+    assert len(calls) == 2 * repeats + SETTLE_CALLS * len(run_lengths)
 
 
 def test_choose_execution_keeps_sequential_unless_clearly_faster(bundle):

@@ -72,9 +72,10 @@ def choose_execution(
 ) -> dict[str, Any]:
     """Times every ONNX Runtime execution mode of ``bundle`` and returns (and records) the fastest.
 
-    Each of ``repeats`` rounds runs every mode once, in turn, so load on a shared machine hits all
-    alike; the slower branch alone (on all ``threads``) is timed in the same rounds. Latencies are
-    medians in milliseconds. A concurrent mode replaces sequential only when its median is more than
+    Rounds visit every mode in turn, so load on a shared machine hits all alike; the slower branch
+    alone (on all ``threads``) is timed in the same rounds. Each visit is a short burst whose first
+    calls are not timed (see :func:`_interleaved`); ``repeats`` timed calls per mode in all. Latencies
+    are medians in milliseconds. A concurrent mode replaces sequential only when its median is more than
     ``margin`` (a fraction) below sequential's, so timing noise on a loaded machine never moves ``auto``
     to a mode that is not clearly faster.
 
@@ -164,17 +165,24 @@ def _bound(backend: Any, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
     return lambda: backend.run(feeds)
 
 
+#: Per visit of a mode: calls run untimed first, then timed. ONNX Runtime's intra-op threads spin for
+#: a while after each run; the untimed calls outlast the previous mode's spinning threads, which would
+#: otherwise compete for the cores and inflate whichever mode runs next (several-fold on 2 cores).
+SETTLE_CALLS, TIMED_CALLS = 10, 15
+
+
 def _interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Milliseconds per call of each run, after 3 warm-up calls, one call of each per round."""
-    for run in runs.values():
-        for _ in range(3):  # first calls allocate and pick kernels
-            run()
+    """Milliseconds per call of each run: ``repeats`` timed calls each, in bursts visiting the runs in
+    turn, every burst after :data:`SETTLE_CALLS` untimed calls."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
+    while any(len(t) < repeats for t in times.values()):
         for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            for _ in range(SETTLE_CALLS):
+                run()
+            for _ in range(min(TIMED_CALLS, repeats - len(times[name]))):
+                start = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - start) * 1e3)
     return times
 
 
