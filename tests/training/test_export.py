@@ -181,17 +181,31 @@ def _quantized_activations(proto: onnx.ModelProto) -> tuple[set[int], set[int], 
     return types, zero_points, matmuls
 
 
+def _quantized(proto: onnx.ModelProto, op_type: str) -> tuple[int, int]:
+    """How many ``op_type`` nodes the graph has, and how many of them read a DequantizeLinear output."""
+    producer = {out: node.op_type for node in proto.graph.node for out in node.output}
+    nodes = [n for n in proto.graph.node if n.op_type == op_type]
+    return len(nodes), sum(producer.get(n.input[0]) == "DequantizeLinear" for n in nodes)
+
+
 def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
-    """TensorRT's graph: int8 activations with zero point 0 everywhere, attention products included.
-    ONNX Runtime's: uint8 activations (x86's u8 x s8 integer kernels) on weight MatMuls only."""
+    """TensorRT's graph: int8 activations with zero point 0 everywhere, attention products and
+    convolutions included. ONNX Runtime's: uint8 activations (x86's u8 x s8 integer kernels) on weight
+    MatMuls only; convolutions stay fp32 (its NCHWc kernels)."""
     _, path, manifest = full_bundle
     variant = manifest.variants["int8"]
     assert variant.onnx == "model.int8.onnx" and variant.onnxruntime_file == "model.int8.ort.onnx"
-    types, zero_points, matmuls = _quantized_activations(onnx.load(str(path / variant.onnx)))
+    tensorrt = onnx.load(str(path / variant.onnx))
+    types, zero_points, matmuls = _quantized_activations(tensorrt)
     assert types == {onnx.TensorProto.INT8} and zero_points == {0}
     assert matmuls, "TensorRT's graph quantizes attention's activation x activation MatMuls"
-    types, _, matmuls = _quantized_activations(onnx.load(str(path / variant.onnxruntime_file)))
+    convs, quantized_convs = _quantized(tensorrt, "Conv")
+    assert convs > 0 and quantized_convs == convs
+    onnxruntime = onnx.load(str(path / variant.onnxruntime_file))
+    types, _, matmuls = _quantized_activations(onnxruntime)
     assert types == {onnx.TensorProto.UINT8} and matmuls == []
+    assert _quantized(onnxruntime, "Conv") == (convs, 0)
+    assert _quantized(onnxruntime, "MatMul")[1] > 0
 
 
 def test_metrics_recorded_per_variant(full_bundle):
