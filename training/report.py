@@ -116,9 +116,9 @@ def _concurrency_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
               "deployed", "deployed / sequential", "deployed / slower branch"]
     lines = ["", "## Concurrent branches", "",
              "Late and intermediate fusion run two independent backbones. Medians of batch-1 calls timed "
-             "in bursts, the modes in turn: one session running the graph in order (sequential), ONNX Runtime's parallel executor, "
-             "and the two branches as sessions on two threads (branches); the fastest is deployed when it "
-             "is clearly (5 %) faster than sequential.", "", _row(header), _row(["---"] * len(header))]
+             "in bursts, the modes in turn: one session running the graph in order (sequential), ONNX "
+             "Runtime's parallel executor, and the two branches as sessions on two threads (branches); the "
+             "fastest is deployed when it is clearly (5 %) faster than sequential.", "", _row(header), _row(["---"] * len(header))]
     for name, label, c in rows:
         modes = c["latency_ms"]
         deployed = modes[c["mode"]]

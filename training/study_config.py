@@ -86,7 +86,7 @@ class LatencyTarget:
 class LatencySection:
     """Batch-1 latency: ``warmup`` untimed then ``repeats`` timed ``Session.run`` calls, cycling over the
     first ``samples`` test samples; ``eval_batch_size`` is the batch used to score the test fold.
-    Before ONNX Runtime times late / intermediate fusion, ``concurrency_repeats`` interleaved rounds
+    Before ONNX Runtime times late / intermediate fusion, ``concurrency_repeats`` timed calls per mode
     compare running its two branches one after the other and concurrently; the faster is deployed."""
 
     targets: list[LatencyTarget] = field(default_factory=lambda: [LatencyTarget()])
@@ -96,7 +96,7 @@ class LatencySection:
     threads: int | None = None
     eval_batch_size: int = 8
     #: Late / intermediate fusion on ONNX Runtime: time sequential vs concurrent branches and deploy the
-    #: faster (:func:`fusionrt.execution.choose_execution`), with this many interleaved rounds.
+    #: faster (:func:`fusionrt.execution.choose_execution`), with this many timed calls per mode.
     concurrency_repeats: int = 30
 
     def __post_init__(self) -> None:

@@ -317,4 +317,5 @@ def multihead_attention(
     """
     if scale is not None and not math.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
-    return torch.ops.fusionrt.multihead_attention.default(q, k, v, key_padding_mask, None if scale is None else float(scale))
+    scale = None if scale is None else float(scale)
+    return torch.ops.fusionrt.multihead_attention.default(q, k, v, key_padding_mask, scale)

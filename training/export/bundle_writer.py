@@ -110,18 +110,26 @@ def export_bundle(
             check_parity(model, root / ONNX_FILES["fp32"], text_max_length)
             if "fp16" in wanted:
                 convert_fp16(root / ONNX_FILES["fp32"], root / ONNX_FILES["fp16"])
+            variants = {
+                p: Variant(onnx=ONNX_FILES[p], plugins_onnx=PLUGINS_FILE if p == "fp32" else None,
+                           onnxruntime_onnx=ONNXRUNTIME_FILES.get(p))
+                for p in wanted
+            }
             if "int8" in wanted:
                 feeds = calibration_feeds(calibration, text_max_length, image_size, calibration_samples)
-                for file, scheme in ((ONNX_FILES["int8"], TENSORRT_INT8), (ONNXRUNTIME_FILES["int8"], ONNXRUNTIME_INT8)):
+                int8 = variants["int8"]
+                for file, scheme in ((int8.onnx, TENSORRT_INT8), (int8.onnxruntime_file, ONNXRUNTIME_INT8)):
                     quantize_int8(root / ONNX_FILES["fp32"], root / file, feeds, scheme, calibration_method)
-            metrics: dict[str, dict[str, float]] = {p: {} for p in wanted}
             if evaluation is not None:
-                files = {p: root / ONNXRUNTIME_FILES.get(p, ONNX_FILES[p]) for p in wanted}
+                # Each variant is scored on the graph ONNX Runtime runs for it.
+                files = {p: root / v.onnxruntime_file for p, v in variants.items()}
                 metrics = evaluate_variants(files, evaluation, text_max_length, image_size)
                 if accuracy_tolerance is not None:
                     check_tolerance(metrics, accuracy_tolerance)
                     for p in wanted[1:]:
                         metrics[p]["tolerance_Has0_acc_2"] = accuracy_tolerance
+                for p, variant in variants.items():
+                    variant.metrics = metrics[p]
             _write_tokenizer(tokenizer, root / TOKENIZER_FILE)
             manifest = Manifest(
                 model_name=model_name,
@@ -132,13 +140,9 @@ def export_bundle(
                 text=TextSpec(tokenizer=TOKENIZER_FILE, max_length=text_max_length),
                 image=_image_spec(model),
                 output=OutputSpec(score_range=SCORE_RANGE),
-                variants={
-                    p: Variant(onnx=ONNX_FILES[p], plugins_onnx=PLUGINS_FILE if p == "fp32" else None,
-                               onnxruntime_onnx=ONNXRUNTIME_FILES.get(p), metrics=metrics[p])
-                    for p in wanted
-                },
+                variants=variants,
                 torch_program=PROGRAM_FILE,
-                metrics=metrics["fp32"],
+                metrics=variants["fp32"].metrics,
                 fusionrt_version=fusionrt.__version__,
             )
             manifest.files = hash_files(root, [f.name for f in root.iterdir() if f.name != MANIFEST_NAME])
