@@ -131,6 +131,19 @@ def build_plugin_engine(creator, layer_name, fields, inputs, output, max_batch):
     return trt.Runtime(logger).deserialize_cuda_engine(serialized)
 
 
+def execute(torch, context, inputs, outputs):
+    """Binds CUDA tensors to an execution context by name (input shapes too) and runs it on torch's
+    current stream, synchronously."""
+    for name, tensor in inputs.items():
+        assert context.set_input_shape(name, tuple(tensor.shape))
+        assert context.set_tensor_address(name, tensor.data_ptr())
+    for name, tensor in outputs.items():
+        assert context.set_tensor_address(name, tensor.data_ptr())
+    stream = torch.cuda.current_stream()
+    assert context.execute_async_v3(stream.cuda_stream)
+    stream.synchronize()
+
+
 def build_engine(creator, widths, has_weight, has_bias, dtype, eps, max_batch):
     total = sum(widths)
     inputs = {f"x{i}": (dtype, (-1, width)) for i, width in enumerate(widths)}
@@ -161,16 +174,8 @@ def test_engine_matches_torch(creator, torch_cuda, dtype, widths, has_weight, ha
     bias = randn(total) if has_bias else None
     y = torch.empty(batch, total, device="cuda", dtype=torch_dtype)
 
-    tensors = {f"x{i}": x for i, x in enumerate(xs)} | {"weight": weight, "bias": bias, "y": y}
-    for name, tensor in tensors.items():
-        if tensor is None:
-            continue
-        if name != "y":
-            assert context.set_input_shape(name, tuple(tensor.shape))
-        assert context.set_tensor_address(name, tensor.data_ptr())
-    stream = torch.cuda.current_stream()
-    assert context.execute_async_v3(stream.cuda_stream)
-    stream.synchronize()
+    inputs = {f"x{i}": x for i, x in enumerate(xs)} | {"weight": weight, "bias": bias}
+    execute(torch, context, {name: t for name, t in inputs.items() if t is not None}, {"y": y})
 
     expected = torch.nn.functional.layer_norm(torch.cat(xs, dim=1).float(), (total,),
                                               None if weight is None else weight.float(),
@@ -209,14 +214,7 @@ def test_attention_engine_matches_sdpa(attention_creator, torch_cuda, dtype, lq,
     mask[:, 0] = True  # every row has a key, so SDPA (NaN for keyless rows on some backends) is the reference
     out = torch.empty_like(q)
 
-    tensors = {"q": q, "k": k, "v": v, "out": out} | ({"mask": mask} if has_mask else {})
-    for name, tensor in tensors.items():
-        if name != "out":
-            assert context.set_input_shape(name, tuple(tensor.shape))
-        assert context.set_tensor_address(name, tensor.data_ptr())
-    stream = torch.cuda.current_stream()
-    assert context.execute_async_v3(stream.cuda_stream)
-    stream.synchronize()
+    execute(torch, context, {"q": q, "k": k, "v": v} | ({"mask": mask} if has_mask else {}), {"out": out})
 
     expected = torch.nn.functional.scaled_dot_product_attention(
         q.float(), k.float(), v.float(), attn_mask=mask[:, None, None, :] if has_mask else None, scale=scale)
@@ -232,13 +230,7 @@ def test_attention_engine_gives_zeros_for_rows_without_keys(attention_creator, t
     q, k, v = (torch.randn(2, 2, length, 16, device="cuda") for length in (3, 4, 4))
     mask = torch.tensor([[True, False, True, True], [False] * 4], device="cuda")
     out = torch.full_like(q, float("nan"))
-    for name, tensor in {"q": q, "k": k, "v": v, "mask": mask}.items():
-        assert context.set_input_shape(name, tuple(tensor.shape))
-        assert context.set_tensor_address(name, tensor.data_ptr())
-    assert context.set_tensor_address("out", out.data_ptr())
-    stream = torch.cuda.current_stream()
-    assert context.execute_async_v3(stream.cuda_stream)
-    stream.synchronize()
+    execute(torch, context, {"q": q, "k": k, "v": v, "mask": mask}, {"out": out})
     assert torch.all(out[1] == 0)
     expected = torch.nn.functional.scaled_dot_product_attention(q[:1], k[:1], v[:1], attn_mask=mask[:1, None, None, :],
                                                                 scale=0.25)
