@@ -21,9 +21,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Build tools first, so the project builds without isolation and keeps build/ between runs.
+# Build tools first, so the project builds without isolation and keeps build/ between runs; torch
+# (as the train extra pins it) too, so the build compiles the ops' C++ torch kernels against it.
 $(VENV)/.stamp-build-tools: | $(PY)
-	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.26" ninja
+	$(PIP) install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.26" ninja "torch>=2.5"
 	touch $@
 
 # Editable install: Python edits take effect at once; C++ edits rebuild through this target.

@@ -8,6 +8,7 @@
 
 #include "common/plugin_specs.h"
 #include "ops.h"
+#include "ops/op_args.h"
 
 #if FUSIONRT_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -58,6 +59,12 @@ py::dict build_info() {
 #else
   info["tensorrt"] = py::none();
 #endif
+#if defined(FUSIONRT_TORCH_VERSION)
+  // The torch the ops' C++ kernels (libfusionrt_torch) were built against; they load only under it.
+  info["torch"] = FUSIONRT_TORCH_VERSION;
+#else
+  info["torch"] = py::none();
+#endif
   return info;
 }
 
@@ -94,6 +101,14 @@ py::dict plugin_specs() {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fusionrt compiled kernels and build facts";
+  // fusionrt::ValueError is a std::invalid_argument, which pybind11 raises as ValueError already.
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const fusionrt::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
   m.def("build_info", &build_info, "What this build of fusionrt was compiled with.");
   m.def("cuda_available", &cuda_available, "Whether a CUDA driver and device are usable now.");
   m.def("plugin_specs", &plugin_specs, "TensorRT plugin names, versions and fields of fusionrt's ops.");

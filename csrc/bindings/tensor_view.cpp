@@ -1,6 +1,6 @@
 #include "tensor_view.h"
 
-#include <sstream>
+#include <utility>
 
 #if FUSIONRT_WITH_CUDA
 #include "kernels/cuda/cuda_check.h"
@@ -10,14 +10,6 @@ namespace py = pybind11;
 
 namespace fusionrt::bindings {
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "(";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << (shape.size() == 1 ? ",)" : ")");
-  return out.str();
-}
 
 DType numpy_dtype(const py::array& array, const std::string& name) {
   const py::dtype dtype = array.dtype();
@@ -190,6 +182,12 @@ ArrayView view_cuda_array_interface(py::handle obj, const std::string& name, int
 
 bool is_dlpack(py::handle obj) { return py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__"); }
 
+// Moves an element-type-agnostic view into a tensor view, whose dtype the caller sets.
+void adopt(TensorView& tensor, ArrayView&& array) {
+  static_cast<ArrayArg&>(tensor) = std::move(static_cast<ArrayArg&>(array));
+  tensor.owner = std::move(array.owner);
+}
+
 [[noreturn]] void throw_not_an_array(py::handle obj, const std::string& name) {
   throw py::type_error(name + " is a " + std::string(py::str(py::type::of(obj).attr("__name__"))) +
                        ", expected a numpy array or a DLPack tensor (torch.Tensor, cupy.ndarray, ...)");
@@ -197,35 +195,15 @@ bool is_dlpack(py::handle obj) { return py::hasattr(obj, "__dlpack__") && py::ha
 
 }  // namespace
 
-std::string Device::str() const { return kind == DeviceKind::kCPU ? "cpu" : "cuda:" + std::to_string(index); }
-
-void ArrayView::expect_ndim(size_t ndim, const char* layout) const {
-  if (shape.size() != ndim) {
-    throw py::value_error(name + " has " + std::to_string(shape.size()) + " dims " + shape_str(shape) +
-                          ", expected " + std::to_string(ndim) + " " + layout);
-  }
-}
-
-void ArrayView::expect_inner_contiguous() const {
-  // Strides of empty arrays are arbitrary (numpy may report 0); there is nothing to read.
-  for (const int64_t extent : shape) {
-    if (extent == 0) return;
-  }
-  if (!shape.empty() && shape.back() > 1 && strides.back() != 1) {
-    throw py::value_error(name + " has stride " + std::to_string(strides.back()) +
-                          " along its last dim, expected 1 (contiguous features)");
-  }
-}
-
 TensorView view_tensor(py::handle obj, const std::string& name, intptr_t cuda_stream) {
   TensorView view;
   if (py::isinstance<py::array>(obj)) {
     const auto array = py::reinterpret_borrow<py::array>(obj);
     view.dtype = numpy_dtype(array, name);
-    static_cast<ArrayView&>(view) = view_numpy(array, name);
+    adopt(view, view_numpy(array, name));
   } else if (is_dlpack(obj)) {
     dlpack::DataType type{};
-    static_cast<ArrayView&>(view) = view_dlpack(obj, name, cuda_stream, type);
+    adopt(view, view_dlpack(obj, name, cuda_stream, type));
     view.dtype = dlpack_dtype(type, name);
   } else {
     throw_not_an_array(obj, name);
@@ -260,21 +238,6 @@ ArrayView view_array(py::handle obj, const std::string& name, intptr_t cuda_stre
   if (is_dlpack(obj)) return view_dlpack(obj, name, cuda_stream, type);
   if (py::hasattr(obj, "__cuda_array_interface__")) return view_cuda_array_interface(obj, name, cuda_stream, type);
   throw_not_an_array(obj, name);
-}
-
-void expect_same_device(const ArrayView& view, const ArrayView& reference) {
-  if (!(view.device == reference.device)) {
-    throw py::value_error(view.name + " is on " + view.device.str() + ", expected " + reference.device.str() +
-                          " (the device of " + reference.name + ")");
-  }
-}
-
-void expect_same_dtype_and_device(const TensorView& view, const TensorView& reference) {
-  if (view.dtype != reference.dtype) {
-    throw py::type_error(view.name + " is " + dtype_name(view.dtype) + ", expected " + dtype_name(reference.dtype) +
-                         " (the dtype of " + reference.name + ")");
-  }
-  expect_same_device(view, reference);
 }
 
 py::array new_numpy_array(DType dtype, const std::vector<int64_t>& shape) {

@@ -28,8 +28,9 @@ def build_info() -> dict[str, Any]:
     """What this build was compiled with.
 
     Returns a dict with ``version``, ``compiler``, ``openmp`` (bool), ``cuda`` (bool),
-    ``cuda_version`` and ``cuda_architectures`` (None without CUDA), and ``tensorrt`` (the
-    TensorRT version compiled against, or None).
+    ``cuda_version`` and ``cuda_architectures`` (None without CUDA), ``tensorrt`` (the
+    TensorRT version compiled against, or None) and ``torch`` (the torch version the ops' C++ kernels
+    were compiled against, or None when torch was not importable at build time).
 
     Example:
         >>> fusionrt.build_info()["tensorrt"] is None  # doctest: +SKIP

@@ -1,7 +1,10 @@
 """fusionrt's fused ops as PyTorch custom ops: they train (autograd), compile and export as one node.
 
-Each op's math is the compiled kernel (``fusionrt._C``) on CPU and CUDA tensors alike; this module
-only validates, allocates the output and wires autograd and the fake (meta) implementation.
+Each op's math is the compiled kernel on CPU and CUDA tensors alike. This module defines the schemas,
+the fake (meta) implementations and autograd; the kernels are registered in C++ by
+``libfusionrt_torch.so`` when fusionrt was built against the running torch (``build_info()["torch"]``),
+else by Python functions that call ``fusionrt._C``: same kernels and checks, ~10 us more per call.
+``FUSIONRT_TORCH_KERNELS=python`` in the environment picks the Python ones regardless.
 
 Example:
     >>> import torch, fusionrt.ops
@@ -16,7 +19,10 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional
 
 from . import _C
@@ -24,25 +30,49 @@ from ._optional import require
 
 torch = require("torch")
 
-__all__ = ["fused_concat_layernorm", "multihead_attention"]
+__all__ = ["KERNELS", "fused_concat_layernorm", "multihead_attention"]
 
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
-# The ops are defined on a plain ``torch.library.Library`` with one Python kernel per device key rather
-# than with ``torch.library.custom_op``: the latter's wrappers cost ~10 us a call, as much as the whole
-# kernel at batch 1 and enough to lose to eager ``cat`` + ``layer_norm`` at batch 64.
+# The ops are defined on a plain ``torch.library.Library`` rather than with ``torch.library.custom_op``,
+# whose wrappers cost ~10 us a call: as much as the whole kernel at batch 1.
 _LIBRARY = torch.library.Library("fusionrt", "DEF")
 _LIBRARY.define("fused_concat_layernorm(Tensor[] inputs, Tensor? weight, Tensor? bias, float eps) -> Tensor")
 _LIBRARY.define(
     "multihead_attention(Tensor q, Tensor k, Tensor v, Tensor? key_padding_mask, float? scale) -> Tensor"
 )
 
+_COMPILED_KERNELS = Path(_C.__file__).with_name("libfusionrt_torch.so")
+
+
+def _load_compiled_kernels() -> bool:
+    """Loads the C++ kernels when they exist and match the running torch; says whether it did."""
+    built_for = _C.build_info()["torch"]
+    if os.environ.get("FUSIONRT_TORCH_KERNELS", "compiled") == "python" or built_for is None:
+        return False
+    if built_for != torch.__version__:
+        # The library is tied to the C++ ABI of the torch it was compiled with.
+        warnings.warn(
+            f"fusionrt's C++ torch kernels were built for torch {built_for}, but torch {torch.__version__} "
+            "is running; using its Python kernels (~10 us slower a call). Reinstall fusionrt to rebuild them.",
+            stacklevel=3,
+        )
+        return False
+    torch.ops.load_library(str(_COMPILED_KERNELS))
+    return True
+
+
+#: Which kernels the ops run: ``"compiled"`` (registered in C++) or ``"python"``.
+KERNELS = "compiled" if _load_compiled_kernels() else "python"
+
 
 def _register(name: str, kernel, fake, backward, setup_context) -> None:
-    """Registers an op's kernel for CPU and CUDA tensors, its fake (meta) implementation and autograd."""
-    for device_key in ("CPU", "CUDA"):
-        _LIBRARY.impl(name, kernel, device_key)
+    """Registers an op's Python kernel for the device keys the C++ library did not, its fake (meta)
+    implementation and autograd."""
     qualified = f"fusionrt::{name}"
+    for device_key in ("CPU", "CUDA"):
+        if not torch._C._dispatch_has_kernel_for_dispatch_key(qualified, device_key):
+            _LIBRARY.impl(name, kernel, device_key)
     torch.library.register_fake(qualified, fake, lib=_LIBRARY)
     torch.library.register_autograd(qualified, backward, setup_context=setup_context, lib=_LIBRARY)
 
@@ -50,7 +80,8 @@ def _register(name: str, kernel, fake, backward, setup_context) -> None:
 def _check_concat_layernorm(
     inputs: Sequence[torch.Tensor], weight: Optional[torch.Tensor], bias: Optional[torch.Tensor]
 ) -> int:
-    """Validates the op's arguments (also under fake tensors); returns the total width."""
+    """Validates the op's arguments under fake tensors, where the kernels' checks do not run; returns the
+    total width."""
     if not 2 <= len(inputs) <= 4:
         raise ValueError(f"expected 2 to 4 inputs, got {len(inputs)}")
     first = inputs[0]
@@ -90,8 +121,7 @@ def _as_kernel_arg(x: torch.Tensor):
 def _concat_layernorm_kernel(
     inputs: list[torch.Tensor], weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float
 ) -> torch.Tensor:
-    # The binding validates everything it is handed (shapes, dtypes, devices); checking here too would
-    # double the fixed cost that dominates at small batch.
+    # The binding checks everything it is handed (shapes, dtypes, devices), with the C++ kernels' words.
     if not 2 <= len(inputs) <= 4:
         raise ValueError(f"expected 2 to 4 inputs, got {len(inputs)}")
     first = inputs[0]
@@ -178,25 +208,7 @@ _MAX_HEAD_DIM = 128
 
 
 def _check_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]) -> None:
-    """Validates the attention op's arguments (also under fake tensors)."""
-    # One expression for the valid case keeps batch-1 calls cheap; the checks below say what is wrong.
-    qs, ks = q.shape, k.shape
-    if (
-        len(qs) == 4
-        and len(ks) == 4
-        and v.shape == ks
-        and qs[0] == ks[0]
-        and qs[1] == ks[1]
-        and qs[3] == ks[3]
-        and qs[3] <= _MAX_HEAD_DIM
-        and q.dtype in _KERNEL_DTYPES
-        and k.dtype == q.dtype
-        and v.dtype == q.dtype
-        and k.device == q.device
-        and v.device == q.device
-        and (mask is None or (mask.dtype == torch.bool and mask.shape == (qs[0], ks[2]) and mask.device == q.device))
-    ):
-        return
+    """Validates the attention op's arguments under fake tensors, where the kernels' checks do not run."""
     for name, x, length in (("q", q, "Lq"), ("k", k, "Lk"), ("v", v, "Lk")):
         if x.dim() != 4:
             raise ValueError(f"{name} has {x.dim()} dims {tuple(x.shape)}, expected 4 (batch, heads, {length}, head_dim)")
@@ -233,7 +245,6 @@ def _attention_scale(q: torch.Tensor, scale: Optional[float]) -> float:
 def _attention_kernel(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: Optional[torch.Tensor], scale: Optional[float]
 ) -> torch.Tensor:
-    _check_attention(q, k, v, key_padding_mask)
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
     stream = torch.cuda.current_stream(q.device).cuda_stream if q.is_cuda else 0
     _C.multihead_attention(
