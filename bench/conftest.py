@@ -33,6 +33,15 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _torch_kernels() -> str | None:
+    """Which kernels fusionrt's torch ops run ("compiled" or "python"); None without torch."""
+    try:
+        import fusionrt.ops
+    except ImportError:
+        return None
+    return fusionrt.ops.KERNELS
+
+
 def fusionrt_machine_info() -> dict[str, Any]:
     """The facts latency depends on beyond pytest-benchmark's own machine info."""
     build = fusionrt.build_info()
@@ -46,6 +55,7 @@ def fusionrt_machine_info() -> dict[str, Any]:
         "tensorrt": build["tensorrt"],
         "onnxruntime": _version("onnxruntime"),
         "torch": _version("torch"),
+        "torch_kernels": _torch_kernels(),
     }
 
 
@@ -55,7 +65,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"bench machine: {info['host']}, {info['cpu_model']}, {info['usable_cpus']} usable CPUs, load average {load}",
         f"bench build: fusionrt {info['fusionrt']}, CUDA {info['cuda']}, TensorRT {info['tensorrt']}, "
-        f"onnxruntime {info['onnxruntime']}, torch {info['torch']}",
+        f"onnxruntime {info['onnxruntime']}, torch {info['torch']} ({info['torch_kernels']} fusionrt op kernels)",
     ]
 
 

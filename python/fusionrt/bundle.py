@@ -7,7 +7,7 @@ A bundle is a directory::
     model.plugins.onnx     the same graph with fusionrt plugin nodes (TensorRT + libfusionrt_plugins.so)
     model.fp16.onnx        precision carried by the graph (strongly typed TensorRT 11)
     model.int8.onnx        Q/DQ nodes, symmetric int8 activations (TensorRT 10/11 INT8)
-    model.int8.ort.onnx    Q/DQ nodes, uint8 activations on weight MatMuls (ONNX Runtime on CPU)
+    model.int8.ort.onnx    Q/DQ nodes, uint8 activations on weight MatMuls and conv stacks (ONNX Runtime on CPU)
     model.pt2              torch.export program (the torch backend)
     tokenizer.json         Hugging Face tokenizers file
     engines/               TensorRT engines built on a device, keyed by GPU, TensorRT version, precision

@@ -21,6 +21,7 @@ from fusionrt.onnx_ops import PLUGIN_DOMAIN  # noqa: E402
 from training.export import ExportError, cli_main, export_bundle  # noqa: E402
 from training.export.graph_io import INPUT_NAMES  # noqa: E402
 from training.export.onnx_export import check_parity  # noqa: E402
+from training.export.precision import conv_stack_nodes, float_scope_nodes  # noqa: E402
 from training.models.config import STRATEGIES  # noqa: E402
 
 from test_models import tiny_model  # noqa: E402  (tests/training is on sys.path)
@@ -188,10 +189,17 @@ def _quantized(proto: onnx.ModelProto, op_type: str) -> tuple[int, int]:
     return len(nodes), sum(producer.get(n.input[0]) == "DequantizeLinear" for n in nodes)
 
 
+def _requantized_outputs(proto: onnx.ModelProto, op_type: str) -> int:
+    """How many ``op_type`` nodes have their output quantized again (read by a QuantizeLinear)."""
+    quantized_inputs = {node.input[0] for node in proto.graph.node if node.op_type == "QuantizeLinear"}
+    return sum(n.output[0] in quantized_inputs for n in proto.graph.node if n.op_type == op_type)
+
+
 def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     """TensorRT's graph: int8 activations with zero point 0 everywhere, attention products and
-    convolutions included. ONNX Runtime's: uint8 activations (x86's u8 x s8 integer kernels) on weight
-    MatMuls only; convolutions stay fp32 (its NCHWc kernels)."""
+    convolutions included. ONNX Runtime's: uint8 activations (x86's u8 x s8 integer kernels) into
+    weight MatMuls, whose outputs stay float (MatMulIntegerToFloat), and through whole convolution
+    stacks."""
     _, path, manifest = full_bundle
     variant = manifest.variants["int8"]
     assert variant.onnx == "model.int8.onnx" and variant.onnxruntime_file == "model.int8.ort.onnx"
@@ -204,8 +212,53 @@ def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     onnxruntime = onnx.load(str(path / variant.onnxruntime_file))
     types, _, matmuls = _quantized_activations(onnxruntime)
     assert types == {onnx.TensorProto.UINT8} and matmuls == []
-    assert _quantized(onnxruntime, "Conv") == (convs, 0)
+    assert _quantized(onnxruntime, "Conv") == (convs, convs)
     assert _quantized(onnxruntime, "MatMul")[1] > 0
+    assert _requantized_outputs(tensorrt, "MatMul") > 0 and _requantized_outputs(onnxruntime, "MatMul") == 0
+
+
+def _graph(nodes: list[onnx.NodeProto], weights: tuple[str, ...] = ()) -> onnx.ModelProto:
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    initializers = [onnx.numpy_helper.from_array(np.zeros(1, np.float32), name) for name in weights]
+    return onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [x], [], initializers))
+
+
+def test_conv_stacks_take_activations_and_residual_adds_but_not_what_reads_the_cnn():
+    node = onnx.helper.make_node
+    model = _graph(
+        [
+            node("Conv", ["x", "w"], ["c1"], name="conv1"),
+            node("Clip", ["c1"], ["a1"], name="relu6"),
+            node("Conv", ["a1", "w"], ["c2"], name="conv2"),
+            node("Add", ["c2", "c1"], ["r1"], name="residual"),
+            node("Add", ["r1", "bias"], ["r2"], name="bias_add"),
+            node("Relu", ["r2"], ["a2"], name="relu_after_add"),
+            node("GlobalAveragePool", ["r2"], ["p"], name="pool"),
+            node("MatMul", ["p", "w"], ["m"], name="matmul"),
+            node("Add", ["m", "p"], ["s"], name="float_residual"),
+            node("Clip", ["m"], ["t"], name="clip_after_matmul"),
+            node("Add", ["bias", "bias"], ["k"], name="constant_add"),
+        ],
+        weights=("w", "bias"),
+    )
+    assert conv_stack_nodes(model) == ["conv1", "relu6", "conv2", "residual", "bias_add", "relu_after_add"]
+
+
+def test_int8_float_scopes_keep_the_fusion_head_and_quantize_the_early_encoder():
+    def node(name: str, *scopes: str) -> onnx.NodeProto:
+        proto = onnx.helper.make_node("Identity", ["x"], [name], name=name)
+        proto.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=repr(["", *scopes]))
+        return proto
+
+    nodes = [
+        node("head", "fusion", "fusion.head", "fusion.head.net.0"),
+        node("operator", "fusion", "fusion.operator"),
+        node("early_block", "fusion", "fusion.early", "fusion.early.blocks.0"),
+        node("text", "text_encoder", "text_encoder.model"),
+        node("placeholder", "image_placeholder"),
+        onnx.helper.make_node("Identity", ["x"], ["unscoped"], name="unscoped"),
+    ]
+    assert float_scope_nodes(_graph(nodes)) == ["head", "operator", "placeholder"]
 
 
 def test_metrics_recorded_per_variant(full_bundle):
