@@ -49,7 +49,17 @@ def test_kernels_built_for_another_torch_are_not_loaded(monkeypatch):
     info = dict(fusionrt.build_info(), torch="1.0.0+elsewhere")
     monkeypatch.setattr(ops._C, "build_info", lambda: info)
     monkeypatch.delenv("FUSIONRT_TORCH_KERNELS", raising=False)
-    with pytest.warns(UserWarning, match=r"built for torch 1\.0\.0\+elsewhere, but torch .* is running"):
+    with pytest.warns(UserWarning, match=r"were built for torch 1\.0\.0\+elsewhere, but .* runs; using its Python"):
+        assert ops._load_compiled_kernels() is False
+
+
+def test_a_library_that_fails_to_load_falls_back_to_python_kernels(monkeypatch, tmp_path):
+    info = dict(fusionrt.build_info(), torch=torch.__version__)
+    monkeypatch.setattr(ops._C, "build_info", lambda: info)
+    monkeypatch.setattr(ops, "_COMPILED_KERNELS", tmp_path / "libfusionrt_torch.so")
+    monkeypatch.delenv("FUSIONRT_TORCH_KERNELS", raising=False)
+    (tmp_path / "libfusionrt_torch.so").write_bytes(b"not a shared library")
+    with pytest.warns(UserWarning, match=r"C\+\+ torch kernels failed to load \(.*\); using its Python"):
         assert ops._load_compiled_kernels() is False
 
 

@@ -50,16 +50,23 @@ def _load_compiled_kernels() -> bool:
     built_for = _C.build_info()["torch"]
     if os.environ.get("FUSIONRT_TORCH_KERNELS", "compiled") == "python" or built_for is None:
         return False
+    # The library is tied to the C++ ABI of the torch it was compiled with.
     if built_for != torch.__version__:
-        # The library is tied to the C++ ABI of the torch it was compiled with.
-        warnings.warn(
-            f"fusionrt's C++ torch kernels were built for torch {built_for}, but torch {torch.__version__} "
-            "is running; using its Python kernels (~10 us slower a call). Reinstall fusionrt to rebuild them.",
-            stacklevel=3,
-        )
-        return False
-    torch.ops.load_library(str(_COMPILED_KERNELS))
+        return _python_kernels_instead(f"were built for torch {built_for}, but {torch.__version__} runs")
+    try:
+        torch.ops.load_library(str(_COMPILED_KERNELS))
+    except OSError as error:  # a missing file, or a symbol this build of torch lacks
+        return _python_kernels_instead(f"failed to load ({error})")
     return True
+
+
+def _python_kernels_instead(why: str) -> bool:
+    warnings.warn(
+        f"fusionrt's C++ torch kernels {why}; using its Python kernels (~10 us slower a call). "
+        "Reinstall fusionrt to rebuild them.",
+        stacklevel=4,
+    )
+    return False
 
 
 #: Which kernels the ops run: ``"compiled"`` (registered in C++) or ``"python"``.
