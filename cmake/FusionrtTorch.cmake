@@ -37,24 +37,47 @@ if(_torch_fact_count GREATER 3)
   list(GET _torch_facts 3 _torch_cuda)
 endif()
 
+set(_torch_includes ${_torch_dir}/include ${_torch_dir}/include/torch/csrc/api/include)
+if(FUSIONRT_TORCH STREQUAL "AUTO")
+  # AUTO must never fail the build: check that this compiler takes torch's headers (a Jetson's older
+  # gcc may not take a newer torch's C++20) before committing to the library.
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/fusionrt_torch_probe.cpp
+       "#include <ATen/ops/empty.h>\n#include <torch/library.h>\nat::Tensor probe() { return at::empty({1}); }\n")
+  set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+  try_compile(_torch_headers_compile
+    SOURCES ${CMAKE_CURRENT_BINARY_DIR}/fusionrt_torch_probe.cpp
+    CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${_torch_includes}"
+    COMPILE_DEFINITIONS -D_GLIBCXX_USE_CXX11_ABI=${_torch_cxx11_abi}
+    CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
+    OUTPUT_VARIABLE _torch_probe_output)
+  unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
+  if(NOT _torch_headers_compile)
+    string(REGEX MATCH "error[^\n]*" _torch_probe_error "${_torch_probe_output}")
+    message(STATUS "fusionrt: torch ${FUSIONRT_TORCH_VERSION}'s headers do not compile with this compiler "
+                   "(${_torch_probe_error}); the torch ops will use Python kernels")
+    set(FUSIONRT_TORCH_VERSION "")
+    return()
+  endif()
+endif()
+
 add_library(fusionrt_torch MODULE csrc/torch/kernels.cpp csrc/torch/tensor_args.cpp)
 # torch's headers follow its own C++ standard (C++20 from torch 2.10 on); 20 also builds older ones.
 set_target_properties(fusionrt_torch PROPERTIES PREFIX lib CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
                                                 CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
-target_include_directories(fusionrt_torch SYSTEM PRIVATE
-  ${_torch_dir}/include ${_torch_dir}/include/torch/csrc/api/include)
+target_include_directories(fusionrt_torch SYSTEM PRIVATE ${_torch_includes})
 target_compile_definitions(fusionrt_torch PRIVATE _GLIBCXX_USE_CXX11_ABI=${_torch_cxx11_abi})
 target_compile_options(fusionrt_torch PRIVATE -Wall -Wextra)
-target_link_directories(fusionrt_torch PRIVATE ${_torch_dir}/lib)
-target_link_libraries(fusionrt_torch PRIVATE fusionrt_ops torch_cpu c10)
+target_link_libraries(fusionrt_torch PRIVATE fusionrt_ops ${_torch_dir}/lib/libtorch_cpu.so ${_torch_dir}/lib/libc10.so)
 if(FUSIONRT_WITH_CUDA AND NOT _torch_cuda STREQUAL "")
   # The CUDA kernels are registered too; they need torch's current stream (c10_cuda).
   target_compile_definitions(fusionrt_torch PRIVATE FUSIONRT_TORCH_CUDA=1)
   target_include_directories(fusionrt_torch SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
-  target_link_libraries(fusionrt_torch PRIVATE c10_cuda)
+  target_link_libraries(fusionrt_torch PRIVATE ${_torch_dir}/lib/libc10_cuda.so)
 endif()
-# Loaded into a process that has imported torch, whose libraries then resolve by soname; keep our
-# symbols and the static archives' (kernels, CUDA runtime) to ourselves.
+# Loaded into a process that has imported torch, whose libraries then resolve by soname: no search
+# path to torch/lib (whose libgomp would shadow the system one). Keep our symbols and the static
+# archives' (kernels, CUDA runtime) to ourselves.
+set_target_properties(fusionrt_torch PROPERTIES SKIP_BUILD_RPATH ON)
 target_link_options(fusionrt_torch PRIVATE -Wl,--exclude-libs,ALL)
 install(TARGETS fusionrt_torch LIBRARY DESTINATION fusionrt)
 set(FUSIONRT_WITH_TORCH ON)
