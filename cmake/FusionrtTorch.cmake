@@ -38,25 +38,50 @@ if(_torch_fact_count GREATER 3)
 endif()
 
 set(_torch_includes ${_torch_dir}/include ${_torch_dir}/include/torch/csrc/api/include)
-if(FUSIONRT_TORCH STREQUAL "AUTO")
-  # AUTO must never fail the build: check that this compiler takes torch's headers (a Jetson's older
-  # gcc may not take a newer torch's C++20) before committing to the library.
-  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/fusionrt_torch_probe.cpp
-       "#include <ATen/ops/empty.h>\n#include <torch/library.h>\nat::Tensor probe() { return at::empty({1}); }\n")
+# The CUDA kernels are registered too when both fusionrt and torch have CUDA; they need torch's current
+# stream (c10_cuda, and the CUDA toolkit's headers).
+set(_torch_registers_cuda OFF)
+if(FUSIONRT_WITH_CUDA AND NOT _torch_cuda STREQUAL "")
+  set(_torch_registers_cuda ON)
+endif()
+
+# Sets `result` to whether a file of `includes` (torch's headers) compiles with this compiler as the
+# library will be compiled; `error` to the first error line when not.
+function(fusionrt_torch_headers_compile result error includes)
+  set(source ${CMAKE_CURRENT_BINARY_DIR}/fusionrt_torch_probe_${result}.cpp)
+  list(TRANSFORM includes PREPEND "#include <")
+  list(TRANSFORM includes APPEND ">\n")
+  string(JOIN "" text ${includes})
+  file(WRITE ${source} "${text}")
   set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
-  try_compile(_torch_headers_compile
-    SOURCES ${CMAKE_CURRENT_BINARY_DIR}/fusionrt_torch_probe.cpp
-    CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${_torch_includes}"
+  try_compile(compiles SOURCES ${source}
+    CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${_torch_includes};${CUDAToolkit_INCLUDE_DIRS}"
     COMPILE_DEFINITIONS -D_GLIBCXX_USE_CXX11_ABI=${_torch_cxx11_abi}
     CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
-    OUTPUT_VARIABLE _torch_probe_output)
-  unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
-  if(NOT _torch_headers_compile)
-    string(REGEX MATCH "error[^\n]*" _torch_probe_error "${_torch_probe_output}")
+    OUTPUT_VARIABLE output)
+  string(REGEX MATCH "error[^\n]*" first_error "${output}")
+  set(${result} ${compiles} PARENT_SCOPE)
+  set(${error} "${first_error}" PARENT_SCOPE)
+endfunction()
+
+if(FUSIONRT_TORCH STREQUAL "AUTO")
+  # AUTO must never fail the build: check that this compiler takes the headers the library includes
+  # (a Jetson's older gcc may not take a newer torch's C++20; torch's CUDA headers may not take
+  # another CUDA major's) before committing to it.
+  fusionrt_torch_headers_compile(_torch_cpu_compiles _torch_probe_error "ATen/ops/empty.h;torch/library.h")
+  if(NOT _torch_cpu_compiles)
     message(STATUS "fusionrt: torch ${FUSIONRT_TORCH_VERSION}'s headers do not compile with this compiler "
                    "(${_torch_probe_error}); the torch ops will use Python kernels")
     set(FUSIONRT_TORCH_VERSION "")
     return()
+  endif()
+  if(_torch_registers_cuda)
+    fusionrt_torch_headers_compile(_torch_cuda_compiles _torch_probe_error "c10/cuda/CUDAGuard.h;c10/cuda/CUDAStream.h")
+    if(NOT _torch_cuda_compiles)
+      message(STATUS "fusionrt: torch's CUDA headers do not compile here (${_torch_probe_error}); "
+                     "libfusionrt_torch registers CPU kernels only, CUDA tensors use Python kernels")
+      set(_torch_registers_cuda OFF)
+    endif()
   endif()
 endif()
 
@@ -68,8 +93,7 @@ target_include_directories(fusionrt_torch SYSTEM PRIVATE ${_torch_includes})
 target_compile_definitions(fusionrt_torch PRIVATE _GLIBCXX_USE_CXX11_ABI=${_torch_cxx11_abi})
 target_compile_options(fusionrt_torch PRIVATE -Wall -Wextra)
 target_link_libraries(fusionrt_torch PRIVATE fusionrt_ops ${_torch_dir}/lib/libtorch_cpu.so ${_torch_dir}/lib/libc10.so)
-if(FUSIONRT_WITH_CUDA AND NOT _torch_cuda STREQUAL "")
-  # The CUDA kernels are registered too; they need torch's current stream (c10_cuda).
+if(_torch_registers_cuda)
   target_compile_definitions(fusionrt_torch PRIVATE FUSIONRT_TORCH_CUDA=1)
   target_include_directories(fusionrt_torch SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_link_libraries(fusionrt_torch PRIVATE ${_torch_dir}/lib/libc10_cuda.so)
@@ -82,4 +106,4 @@ target_link_options(fusionrt_torch PRIVATE -Wl,--exclude-libs,ALL)
 install(TARGETS fusionrt_torch LIBRARY DESTINATION fusionrt)
 set(FUSIONRT_WITH_TORCH ON)
 message(STATUS "fusionrt: torch ${FUSIONRT_TORCH_VERSION} (C++ ABI ${_torch_cxx11_abi}, CUDA '${_torch_cuda}') "
-               "at ${_torch_dir}: building libfusionrt_torch")
+               "at ${_torch_dir}: building libfusionrt_torch (CUDA kernels: ${_torch_registers_cuda})")

@@ -25,6 +25,9 @@ def test_build_info_reports_what_was_compiled():
     else:
         assert info["cuda_version"] is None and info["cuda_architectures"] is None
     assert info["tensorrt"] is None or info["tensorrt"][0].isdigit()
+    assert info["torch"] is None or info["torch"][0].isdigit()
+    assert isinstance(info["torch_cuda_kernels"], bool)
+    assert not info["torch_cuda_kernels"] or (info["torch"] and info["cuda"])
 
 
 def test_cuda_available_is_false_without_a_cuda_build_and_never_raises():

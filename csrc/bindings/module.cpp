@@ -62,8 +62,10 @@ py::dict build_info() {
 #if defined(FUSIONRT_TORCH_VERSION)
   // The torch the ops' C++ kernels (libfusionrt_torch) were built against; they load only under it.
   info["torch"] = FUSIONRT_TORCH_VERSION;
+  info["torch_cuda_kernels"] = static_cast<bool>(FUSIONRT_TORCH_CUDA_KERNELS);
 #else
   info["torch"] = py::none();
+  info["torch_cuda_kernels"] = false;
 #endif
   return info;
 }

@@ -29,8 +29,9 @@ def build_info() -> dict[str, Any]:
 
     Returns a dict with ``version``, ``compiler``, ``openmp`` (bool), ``cuda`` (bool),
     ``cuda_version`` and ``cuda_architectures`` (None without CUDA), ``tensorrt`` (the
-    TensorRT version compiled against, or None) and ``torch`` (the torch version the ops' C++ kernels
-    were compiled against, or None when torch was not importable at build time).
+    TensorRT version compiled against, or None), ``torch`` (the torch version the ops' C++ kernels
+    were compiled against, or None when torch was not importable at build time or its headers did not
+    compile) and ``torch_cuda_kernels`` (whether those kernels cover CUDA tensors too).
 
     Example:
         >>> fusionrt.build_info()["tensorrt"] is None  # doctest: +SKIP
