@@ -277,6 +277,16 @@ class TestBadInputs:
         with pytest.raises(ValueError, match="scale must be finite, got inf"):
             ops.multihead_attention(*(torch.from_numpy(a) for a in self.qkv()), scale=float("inf"))
 
+    def test_fake_tensors_are_checked_too(self):
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        with FakeTensorMode():
+            q, k = torch.empty(2, 3, 4, 8), torch.empty(2, 3, 5, 8)
+            with pytest.raises(ValueError, match="scale must be finite, got -inf"):
+                ops.multihead_attention(q, k, k, scale=float("-inf"))
+            with pytest.raises(ValueError, match=r"v has length 6, expected 5 \(the length of k\)"):
+                ops.multihead_attention(q, k, torch.empty(2, 3, 6, 8))
+
     def test_out(self):
         with pytest.raises(ValueError, match=r"out has shape \(2, 3, 4, 4\), expected the shape of q"):
             _C.multihead_attention(*self.qkv(), out=np.zeros((2, 3, 4, 4), np.float32))

@@ -268,6 +268,8 @@ def _attention_kernel(
 
 def _attention_fake(q, k, v, key_padding_mask, scale):
     _check_attention(q, k, v, key_padding_mask)
+    if scale is not None and not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
     return q.new_empty(q.shape)
 
 
@@ -333,7 +335,6 @@ def multihead_attention(
         >>> multihead_attention(text, image, image, present).shape
         torch.Size([2, 4, 64, 64])
     """
-    if scale is not None and not math.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
+    # The kernels check the scale (finite), as the fake implementation does under tracing.
     scale = None if scale is None else float(scale)
     return torch.ops.fusionrt.multihead_attention.default(q, k, v, key_padding_mask, scale)
