@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionrt.bundle import atomic_directory
+from fusionrt.execution import DEPLOY_MARGIN
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
@@ -118,7 +119,8 @@ def _concurrency_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
              "Late and intermediate fusion run two independent backbones. Medians of batch-1 calls timed "
              "in bursts, the modes in turn: one session running the graph in order (sequential), ONNX "
              "Runtime's parallel executor, and the two branches as sessions on two threads (branches); the "
-             "fastest is deployed when it is clearly (5 %) faster than sequential.", "", _row(header), _row(["---"] * len(header))]
+             f"fastest is deployed when it is clearly ({DEPLOY_MARGIN:.0%}) faster than sequential.", "", _row(header),
+             _row(["---"] * len(header))]
     for name, label, c in rows:
         modes = c["latency_ms"]
         deployed = modes[c["mode"]]

@@ -32,6 +32,8 @@ from .bundle import Manifest, read_manifest
 
 EXECUTIONS = ("auto", "sequential", "parallel", "branches")
 CALIBRATION_FILE = "execution.json"
+#: How much faster (a fraction of sequential's median) a concurrent mode must be to be deployed.
+DEPLOY_MARGIN = 0.05
 
 
 def calibration_key(device: str, precision: str, threads: int) -> str:
@@ -67,7 +69,7 @@ def choose_execution(
     device: str = "cpu",
     precision: str = "fp32",
     threads: int | None = None,
-    margin: float = 0.05,
+    margin: float = DEPLOY_MARGIN,
     record: bool = True,
 ) -> dict[str, Any]:
     """Times every ONNX Runtime execution mode of ``bundle`` and returns (and records) the fastest.
