@@ -15,7 +15,6 @@ from fusionrt.bundle import (
     TensorSpec,
     TextSpec,
     Variant,
-    atomic_directory,
     hash_files,
     read_manifest,
     write_manifest,
@@ -104,26 +103,3 @@ def test_invalid_json(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(BundleError, match="not valid JSON"):
         read_manifest(tmp_path)
-
-
-def test_atomic_directory_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "bundle"
-    with pytest.raises(RuntimeError):
-        with atomic_directory(target) as staging:
-            (staging / "model.onnx").write_bytes(b"partial")
-            raise RuntimeError("export failed")
-    assert not target.exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_directory_replaces_only_when_asked(tmp_path):
-    target = tmp_path / "bundle"
-    with atomic_directory(target) as staging:
-        (staging / "a").write_text("first")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        with atomic_directory(target):
-            pass
-    with atomic_directory(target, overwrite=True) as staging:
-        (staging / "b").write_text("second")
-    assert sorted(p.name for p in target.iterdir()) == ["b"]
-    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.data._atomic import atomic_path
+from fusionrt.atomic import atomic_file
 from training.models import FusionConfig, FusionModel
 
 REQUIRED_KEYS = ("config", "model", "experiment", "tokenizer", "text_max_length", "image_size", "epoch", "step",
@@ -42,7 +42,7 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) ->
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise ValueError(f"checkpoint lacks {missing}; a checkpoint needs {list(REQUIRED_KEYS)}")
-    with atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         torch.save(checkpoint, tmp)
 
 

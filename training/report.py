@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fusionrt.bundle import atomic_directory
+from fusionrt.atomic import atomic_directory
 from fusionrt.execution import DEPLOY_MARGIN
 
 REPORT_FILE = "report.md"

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from training import distributed
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from training.data._atomic import atomic_write_text
+from fusionrt.atomic import write_text_atomic
 from training.data.mosi import build_index
 from training.experiment import ExperimentConfig
 from training.loaders import dataset_root, fold_loader, load_tokenizer, model_inputs, resolve_tokenizer
@@ -103,7 +103,7 @@ def score_metrics(preds: np.ndarray, labels: np.ndarray, loss: str) -> dict[str,
 
 def write_json(path: Path, data: Any) -> None:
     """Writes ``data`` as JSON atomically; NaN (an undefined metric) becomes ``null``."""
-    atomic_write_text(path, json.dumps(_finite(data), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(_finite(data), indent=2) + "\n")
 
 
 def _finite(data: Any) -> Any:
@@ -244,7 +244,7 @@ class Trainer:
                 save_checkpoint(self.run_dir / BEST, ckpt)
             save_checkpoint(self.run_dir / LAST, ckpt)
             lines = (json.dumps(_finite(r)) + "\n" for r in self.history)
-            atomic_write_text(self.run_dir / METRICS, "".join(lines))
+            write_text_atomic(self.run_dir / METRICS, "".join(lines))
             print(self._summary(record), flush=True)
         distributed.barrier()  # no process starts the next epoch before last.pt is complete
 

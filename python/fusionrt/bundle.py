@@ -13,7 +13,7 @@ A bundle is a directory::
     engines/               TensorRT engines built on a device, keyed by GPU, TensorRT version, precision
 
 Writers build the directory under a temporary name beside the target and rename it into place
-(:func:`atomic_directory`), so a bundle is either complete or absent. Readers call
+(:func:`fusionrt.atomic.atomic_directory`), so a bundle is either complete or absent. Readers call
 :func:`read_manifest`, which validates the format version, the fields and every file's hash.
 
 Example:
@@ -23,17 +23,15 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .atomic import write_text_atomic
 
 # 2: a variant may name a separate graph for ONNX Runtime (``onnxruntime_onnx``).
 FORMAT_VERSION = 2
@@ -176,11 +174,7 @@ def hash_files(root: str | os.PathLike[str], names: list[str]) -> dict[str, str]
 
 def write_manifest(root: str | os.PathLike[str], manifest: Manifest) -> None:
     """Writes ``manifest.json`` under ``root`` atomically (temporary file + rename)."""
-    path = Path(root) / MANIFEST_NAME
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".manifest.", delete=False) as f:
-        json.dump(manifest.to_dict(), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(f.name, path)
+    write_text_atomic(Path(root) / MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(root: str | os.PathLike[str], verify_hashes: bool = True) -> Manifest:
@@ -208,29 +202,3 @@ def read_manifest(root: str | os.PathLike[str], verify_hashes: bool = True) -> M
         if verify_hashes and sha256_file(file) != expected:
             raise BundleError(f"bundle file {name} does not match its hash in the manifest (modified or corrupt)")
     return manifest
-
-
-@contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yields a temporary directory beside ``target``; on success renames it to ``target``.
-
-    On an exception the temporary directory is removed and ``target`` is untouched. With
-    ``overwrite``, an existing ``target`` is replaced only after the new one is complete.
-    """
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        yield staging
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

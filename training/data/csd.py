@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from training.data._atomic import atomic_path
+from fusionrt.atomic import atomic_file
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def write_computational_sequence(path: str | os.PathLike[str], sequence: Computa
 
     Byte-reproducible because HDF5 object timestamps are switched off.
     """
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as handle:
         root = handle.create_group(sequence.root_name)
         data = root.create_group("data")
         for video, seq in sequence.videos.items():

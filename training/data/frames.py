@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from training.data._atomic import atomic_path
+from fusionrt.atomic import atomic_file
 from training.data.mosi import ImageSource
 
 
@@ -158,6 +158,6 @@ def load_segment_image(
     if cached.is_file():
         return np.load(cached)
     image = segment_image(source, sampling)
-    with atomic_path(cached) as tmp:
+    with atomic_file(cached) as tmp:
         np.save(tmp, image)
     return image

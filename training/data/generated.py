@@ -55,8 +55,6 @@ import argparse
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -65,7 +63,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from training.data._atomic import atomic_write_bytes, atomic_write_text
+from fusionrt.atomic import atomic_directory
 from training.data.csd import ComputationalSequence, VideoSequence, write_computational_sequence
 from training.data.mosi import (
     FOLDS,
@@ -311,7 +309,9 @@ def _render(job: tuple[int, int, str, str, int, str, str]) -> None:
     seed, number, sid, expression, size, style, out = job
     rng = np.random.default_rng([seed, number, 1])  # stream 1: pixels (stream 0 drew the factors)
     pixels = draw_face(expression, rng, size, style)
-    atomic_write_bytes(Path(out) / FRAMES_DIR / sid / "0000.png", _png_bytes(pixels))
+    frame = Path(out) / FRAMES_DIR / sid / "0000.png"
+    frame.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_bytes(_png_bytes(pixels))
 
 
 def _video_id(rng: np.random.Generator) -> str:
@@ -399,9 +399,10 @@ def _draw(seed: int, plan: dict[str, list[tuple[str, int]]]) -> _Draft:
 
 
 def _write(out: Path, draft: _Draft, plan: dict[str, list[tuple[str, int]]], seed: int, manifest: dict) -> None:
-    """Write everything but the frames."""
+    """Write everything but the frames (into the staging directory that generate() publishes whole)."""
+    (out / TRANSCRIPT_DIR).mkdir(parents=True, exist_ok=True)
     for video, contents in draft.transcripts.items():
-        atomic_write_text(out / TRANSCRIPT_DIR / f"{video}.annotprocessed", contents)
+        (out / TRANSCRIPT_DIR / f"{video}.annotprocessed").write_text(contents)
     label_root = "Opinion Segment Labels"
     write_computational_sequence(
         out / LABELS_FILENAME,
@@ -411,8 +412,8 @@ def _write(out: Path, draft: _Draft, plan: dict[str, list[tuple[str, int]]], see
         out / WORDS_FILENAME, ComputationalSequence("words", draft.words, _metadata("words", seed, "word"))
     )
     folds = {fold: [video for video, _ in plan[fold]] for fold in FOLDS}
-    atomic_write_text(out / FOLDS_FILENAME, json.dumps(folds, indent=1) + "\n")
-    atomic_write_text(out / MANIFEST_FILENAME, json.dumps(manifest, indent=1) + "\n")
+    (out / FOLDS_FILENAME).write_text(json.dumps(folds, indent=1) + "\n")
+    (out / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def _render_frames(out: Path, draft: _Draft, seed: int, image_size: int, style: str, workers: int) -> None:
@@ -423,17 +424,6 @@ def _render_frames(out: Path, draft: _Draft, seed: int, image_size: int, style: 
     else:
         with ProcessPoolExecutor(workers) as pool:
             list(pool.map(_render, jobs, chunksize=64))
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Put the finished ``staging`` directory at ``out``, replacing a previously generated dataset."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-    os.replace(out, retired)
-    os.replace(staging, out)
-    shutil.rmtree(retired)
 
 
 def generate(
@@ -487,16 +477,9 @@ def generate(
         "sizes": {fold: sum(c for _, c in plan[fold]) for fold in FOLDS},
         "segments": [asdict(s) for s in draft.segments],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_directory(out, overwrite=True) as staging:
         _write(staging, draft, plan, seed, manifest)
         _render_frames(staging, draft, seed, image_size, style, workers or os.cpu_count() or 1)
-        staging.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
-        _replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return draft.segments
 
 

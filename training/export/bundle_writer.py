@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import fusionrt
+from fusionrt.atomic import atomic_directory
 from fusionrt.bundle import (
     MANIFEST_NAME,
     PRECISIONS,
@@ -26,7 +27,6 @@ from fusionrt.bundle import (
     OutputSpec,
     TextSpec,
     Variant,
-    atomic_directory,
     hash_files,
     write_manifest,
 )

@@ -1,0 +1,131 @@
+"""Atomic writes: the one way fusionrt writes a file or a directory that someone else may read.
+
+A reader (another process, a crash-restarted run, a device pulling a bundle) sees either the old
+content or the complete new one, never a half-written file: content goes to a temporary sibling
+(same directory, so the final ``os.replace`` is a rename on one filesystem), is flushed and fsynced,
+then renamed over the target, and the parent directory is fsynced so the rename survives a power
+loss. On an error the temporary is removed and the target is untouched. New files and directories
+get the permissions the process's umask gives (``tempfile`` would leave them 0600 / 0700, which a
+service account reading a bundle cannot open).
+
+Example:
+    >>> from fusionrt.atomic import atomic_file, write_text_atomic
+    >>> write_text_atomic("out/manifest.json", "{}")  # doctest: +SKIP
+    >>> with atomic_file("out/weights.npy") as tmp:  # doctest: +SKIP
+    ...     np.save(tmp, array)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_file", "atomic_directory", "write_bytes_atomic", "write_text_atomic", "fsync_tree"]
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (no thread writes files between).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(path: Path) -> None:
+    """Makes a rename inside ``path`` durable; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (and all of Windows) refuse fsync on a directory
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; when the block ends without an error, the file written
+    there is fsynced and renamed onto ``path``.
+
+    The temporary keeps ``path``'s suffix last, because some writers (``np.save``, PIL, ``torch.save``
+    through extensions) pick the format from it. Missing parent directories are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Writes ``text`` to ``path`` atomically, UTF-8 encoded."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def fsync_tree(root: str | os.PathLike[str]) -> None:
+    """fsyncs every file and directory below ``root`` (deepest first), so a rename of ``root`` publishes
+    content that is already on disk."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            file = Path(folder) / name
+            if not file.is_symlink():
+                _fsync_file(file)
+        _fsync_directory(Path(folder))
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Yields an empty temporary directory beside ``target``; when the block ends without an error,
+    its content is fsynced and the directory renamed to ``target``.
+
+    On an error the temporary directory is removed and ``target`` is untouched. With ``overwrite``, an
+    existing ``target`` is replaced only once the new one is complete: it is moved aside, the new one
+    renamed in, and the old one deleted. Without it, an existing ``target`` raises FileExistsError
+    before anything is written.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())
+        fsync_tree(staging)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_directory(target.parent)

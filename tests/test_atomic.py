@@ -1,0 +1,98 @@
+"""fusionrt.atomic: the one way files and directories are written (temp + fsync + rename)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from fusionrt import atomic
+from fusionrt.atomic import atomic_directory, atomic_file, write_bytes_atomic, write_text_atomic
+
+
+@pytest.fixture
+def umask():
+    """Sets a process umask for one test and restores the old one."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_file_round_trips_and_leaves_no_temporary(tmp_path):
+    data = np.random.default_rng().bytes(4096)
+    write_bytes_atomic(tmp_path / "sub" / "engine.plan", data)
+    write_text_atomic(tmp_path / "note.json", "{\"ü\": 1}")
+    assert (tmp_path / "sub" / "engine.plan").read_bytes() == data
+    assert (tmp_path / "note.json").read_text(encoding="utf-8") == "{\"ü\": 1}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["note.json", "sub"]
+
+
+def test_file_keeps_the_old_content_when_the_writer_fails(tmp_path):
+    target = tmp_path / "last.pt"
+    write_bytes_atomic(target, b"good")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_file(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_file_temporary_keeps_the_suffix_writers_pick_formats_from(tmp_path):
+    with atomic_file(tmp_path / "frame.npy") as tmp:
+        assert tmp.suffix == ".npy" and tmp.parent == tmp_path
+        np.save(tmp, np.arange(3))
+    np.testing.assert_array_equal(np.load(tmp_path / "frame.npy"), np.arange(3))
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_permissions_follow_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    write_bytes_atomic(tmp_path / "f", b"x")
+    with atomic_directory(tmp_path / "d") as staging:
+        (staging / "inner").write_bytes(b"y")
+    assert _mode(tmp_path / "f") == 0o666 & ~mask
+    assert _mode(tmp_path / "d") == 0o777 & ~mask
+
+
+def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    write_bytes_atomic(tmp_path / "f", b"x")
+    # the file before the rename, its directory after it
+    assert events == ["fsync", "replace", "fsync"]
+    events.clear()
+    with atomic_directory(tmp_path / "d") as staging:
+        (staging / "a").write_bytes(b"a")
+    assert events.index("replace") > 0 and events[: events.index("replace")].count("fsync") >= 2
+
+
+def test_atomic_directory_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "bundle"
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as staging:
+            (staging / "model.onnx").write_bytes(b"partial")
+            raise RuntimeError("export failed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_directory_replaces_only_when_asked(tmp_path):
+    target = tmp_path / "bundle"
+    with atomic_directory(target) as staging:
+        (staging / "a").write_text("first")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        with atomic_directory(target):
+            pass
+    with atomic_directory(target, overwrite=True) as staging:
+        (staging / "b").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
