@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -96,3 +98,48 @@ def test_atomic_directory_replaces_only_when_asked(tmp_path):
         (staging / "b").write_text("second")
     assert sorted(p.name for p in target.iterdir()) == ["b"]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
+def test_overwrite_swaps_in_the_new_directory(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    target = tmp_path / "bundle"
+    with atomic_directory(target) as staging:
+        (staging / "model.onnx").write_bytes(b"old")
+    old_inode = target.stat().st_ino
+    with atomic_directory(target, overwrite=True) as staging:
+        (staging / "model.onnx").write_bytes(b"new")
+        assert (target / "model.onnx").read_bytes() == b"old"  # untouched until the new one is complete
+    assert (target / "model.onnx").read_bytes() == b"new" and target.stat().st_ino != old_inode
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux-only")
+def test_exchange_swaps_two_directories_in_one_step(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "x").write_text("a"), (b / "x").write_text("b")
+    if not atomic._exchange(a, b):
+        pytest.skip("this filesystem cannot exchange directories")
+    assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+
+def test_abandoned_temporaries_of_killed_writers_are_removed(tmp_path):
+    target = tmp_path / "bundle"
+    dead = _dead_pid()
+    abandoned = [tmp_path / f".bundle.tmp-{dead}-abc", tmp_path / f".bundle.old-{dead}-def"]
+    live = tmp_path / f".bundle.tmp-{os.getpid()}-ghi"  # a writer still at work: kept
+    other = tmp_path / f".other.tmp-{dead}-jkl"  # another target's: not ours to judge
+    for path in (*abandoned, live, other):
+        path.mkdir()
+        (path / "model.onnx").write_bytes(b"partial")
+    with atomic_directory(target) as staging:
+        (staging / "model.onnx").write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", live.name, other.name])

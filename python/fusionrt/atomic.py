@@ -18,13 +18,20 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
+import glob
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_file", "atomic_directory", "write_bytes_atomic", "write_text_atomic", "fsync_tree"]
+__all__ = [
+    "atomic_directory", "atomic_file", "fsync_tree", "remove_abandoned", "write_bytes_atomic", "write_text_atomic",
+]
 
 
 def _umask() -> int:
@@ -99,32 +106,92 @@ def fsync_tree(root: str | os.PathLike[str]) -> None:
         _fsync_directory(Path(folder))
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps the paths ``a`` and ``b`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    OS or filesystem cannot, so the caller falls back to two renames."""
+    renameat2 = getattr(_libc(), "renameat2", None) if sys.platform.startswith("linux") else None
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # an old kernel or a filesystem without exchange (some network / overlay mounts)
+    raise OSError(error, f"cannot exchange {a} and {b}: {os.strerror(error)}")
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _staging_prefix(target: Path, kind: str) -> str:
+    # The writer's pid in the name lets a later writer tell an abandoned temporary from a live one.
+    return f".{target.name}.{kind}-{os.getpid()}-"
+
+
+def remove_abandoned(target: str | os.PathLike[str]) -> list[Path]:
+    """Removes the temporaries that writers of ``target`` killed mid-write left beside it (their
+    process is gone), and returns them. Temporaries of live writers are kept."""
+    target = Path(target)
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
+        kind, _, rest = path.name[len(target.name) + 2 :].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yields an empty temporary directory beside ``target``; when the block ends without an error,
     its content is fsynced and the directory renamed to ``target``.
 
     On an error the temporary directory is removed and ``target`` is untouched. With ``overwrite``, an
-    existing ``target`` is replaced only once the new one is complete: it is moved aside, the new one
-    renamed in, and the old one deleted. Without it, an existing ``target`` raises FileExistsError
-    before anything is written.
+    existing ``target`` is replaced only once the new one is complete, and its path never stands
+    empty: the two directories are exchanged in one step where the OS can (Linux), else the old one
+    is moved aside just before the new one is renamed in. Without ``overwrite``, an existing
+    ``target`` raises FileExistsError before anything is written. Temporaries that killed writers
+    left beside ``target`` are removed first (:func:`remove_abandoned`).
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    remove_abandoned(target)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_staging_prefix(target, "tmp")))
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())
         fsync_tree(staging)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        if not target.exists():
+            os.replace(staging, target)
+        elif _exchange(staging, target):
+            shutil.rmtree(staging, ignore_errors=True)  # now holds the old content
+        else:
+            retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=_staging_prefix(target, "old")))
             os.replace(target, retired / target.name)
             os.replace(staging, target)
             shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
