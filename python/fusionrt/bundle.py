@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text_atomic
+from .typed_json import SchemaError, parse
 
 # 2: a variant may name a separate graph for ONNX Runtime (``onnxruntime_onnx``).
 FORMAT_VERSION = 2
@@ -39,8 +40,13 @@ MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
+#: dtype names (numpy spelling) a graph input or output may have.
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int8", "uint8", "bool")
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
 class BundleError(ValueError):
-    """A bundle is missing, incomplete, tampered with, or from a newer fusionrt."""
+    """A bundle is missing, incomplete, tampered with, malformed, or from a newer fusionrt."""
 
 
 @dataclass
@@ -124,38 +130,63 @@ class Manifest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        """Parses and validates a manifest dict; raises :class:`BundleError` naming what is wrong."""
+    def from_dict(cls, data: Any) -> Manifest:
+        """Parses and validates a manifest dict; raises :class:`BundleError` naming the field that is wrong."""
         if not isinstance(data, dict):
             raise BundleError(f"manifest is a {type(data).__name__}, expected a JSON object")
         version = data.get("format_version")
-        if not isinstance(version, int):
-            raise BundleError(f"manifest has format_version {version!r}, expected an integer")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise BundleError(f"manifest has format_version {version!r}, expected an integer >= 1")
         if version > FORMAT_VERSION:
             raise BundleError(
                 f"bundle format version {version} is newer than this fusionrt reads ({FORMAT_VERSION}); "
                 "upgrade fusionrt"
             )
         try:
-            fields = dict(data)
-            fields["inputs"] = {k: TensorSpec(**v) for k, v in data["inputs"].items()}
-            fields["outputs"] = {k: TensorSpec(**v) for k, v in data["outputs"].items()}
-            fields["text"] = TextSpec(**data["text"])
-            fields["image"] = ImageSpec(**data["image"])
-            fields["output"] = OutputSpec(**data["output"])
-            fields["variants"] = {k: Variant(**v) for k, v in data["variants"].items()}
-            manifest = cls(**fields)
-        except KeyError as error:
-            raise BundleError(f"manifest lacks the field {error.args[0]!r}") from None
-        except (TypeError, AttributeError) as error:
+            manifest = parse(cls, data, "manifest")
+        except SchemaError as error:
             raise BundleError(f"manifest is malformed: {error}") from None
-        unknown = set(manifest.variants) - set(PRECISIONS)
-        if unknown or "fp32" not in manifest.variants:
-            raise BundleError(
-                f"manifest variants are {sorted(manifest.variants)}, expected 'fp32' and optionally "
-                f"'fp16' / 'int8'"
-            )
+        manifest.check()
         return manifest
+
+    def check(self) -> None:
+        """Checks the values a type cannot express; raises :class:`BundleError` naming the field."""
+        unknown = set(self.variants) - set(PRECISIONS)
+        if unknown or "fp32" not in self.variants:
+            raise BundleError(
+                f"manifest variants are {sorted(self.variants)}, expected 'fp32' and optionally 'fp16' / 'int8'"
+            )
+        for group, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            for name, spec in specs.items():
+                _check_tensor_spec(spec, f"manifest.{group}.{name}")
+        if self.text.max_length < 1:
+            raise BundleError(f"manifest.text.max_length is {self.text.max_length}, expected >= 1")
+        image = self.image
+        if len(image.size) != 2 or min(image.size) < 1:
+            raise BundleError(f"manifest.image.size is {image.size}, expected [height, width], both >= 1")
+        if image.channel_order not in CHANNEL_ORDERS:
+            raise BundleError(f"manifest.image.channel_order is {image.channel_order!r}, expected one of {list(CHANNEL_ORDERS)}")
+        channels = len(image.channel_order)
+        for name, values in (("mean", image.mean), ("std", image.std)):
+            if len(values) != channels:
+                raise BundleError(f"manifest.image.{name} has {len(values)} values, expected {channels} (one per channel)")
+        if min(image.std) <= 0:
+            raise BundleError(f"manifest.image.std is {image.std}, expected every value > 0")
+        for where, name in self.named_paths():
+            _check_relative(name, where)
+
+    def named_paths(self) -> list[tuple[str, str]]:
+        """``(field, path)`` for every file path the manifest names, ``files``' keys included."""
+        paths = [(f"manifest.files[{name!r}]", name) for name in self.files]
+        for precision, variant in self.variants.items():
+            for attribute in ("onnx", "plugins_onnx", "onnxruntime_onnx"):
+                name = getattr(variant, attribute)
+                if name is not None:
+                    paths.append((f"manifest.variants.{precision}.{attribute}", name))
+        if self.torch_program is not None:
+            paths.append(("manifest.torch_program", self.torch_program))
+        paths.append(("manifest.text.tokenizer", self.text.tokenizer))
+        return paths
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -180,9 +211,12 @@ def write_manifest(root: str | os.PathLike[str], manifest: Manifest) -> None:
 def read_manifest(root: str | os.PathLike[str], verify_hashes: bool = True) -> Manifest:
     """Reads and validates the manifest of the bundle at ``root``.
 
-    Raises :class:`BundleError` when the directory or a file it lists is missing, the JSON is
-    malformed, the format version is newer than this fusionrt reads, or (``verify_hashes``) a file's
-    content differs from the hash recorded at export.
+    A bundle is untrusted input: the manifest must parse (UTF-8 JSON, every field of its type), every
+    path it names must stay inside the bundle (relative, no ``..``, no symlink leading out), it must
+    list the files it ships with their hashes, and every graph a variant or the torch program names
+    must be among them. Raises :class:`BundleError` naming the file and the field when not, when a
+    listed file is missing, the format version is newer than this fusionrt reads, or
+    (``verify_hashes``) a file's content differs from the hash recorded at export.
     """
     root = Path(root)
     path = root / MANIFEST_NAME
@@ -191,14 +225,52 @@ def read_manifest(root: str | os.PathLike[str], verify_hashes: bool = True) -> M
     if not path.is_file():
         raise BundleError(f"{root} is not a fusionrt bundle: {MANIFEST_NAME} is missing")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{path} is not UTF-8 text: {error}") from None
+    except (json.JSONDecodeError, RecursionError) as error:
         raise BundleError(f"{path} is not valid JSON: {error}") from None
     manifest = Manifest.from_dict(data)
+    if not manifest.files:
+        raise BundleError(f"{path}: manifest.files is empty or absent; a bundle lists every file it ships with its hash")
+    for where, name in manifest.named_paths():
+        if where.startswith("manifest.files["):
+            continue
+        if name not in manifest.files and (where != "manifest.text.tokenizer" or (root / name).exists()):
+            raise BundleError(f"{path}: {where} names {name!r}, which manifest.files does not list (so it is not hash-checked)")
     for name, expected in manifest.files.items():
-        file = root / name
+        file = bundle_file(root, name, f"manifest.files[{name!r}]")
         if not file.is_file():
             raise BundleError(f"bundle file {name} is missing from {root}")
         if verify_hashes and sha256_file(file) != expected:
             raise BundleError(f"bundle file {name} does not match its hash in the manifest (modified or corrupt)")
     return manifest
+
+
+def bundle_file(root: str | os.PathLike[str], name: str, where: str) -> Path:
+    """The path of bundle file ``name`` under ``root``, checked to stay inside the bundle once symlinks
+    are followed; ``where`` names the manifest field in the error."""
+    _check_relative(name, where)
+    root = Path(root)
+    path = root / name
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise BundleError(f"{where}: {name!r} leads outside the bundle (to {real})")
+    return path
+
+
+def _check_relative(name: str, where: str) -> None:
+    """A manifest path must be a plain relative path inside the bundle."""
+    parts = Path(name).parts
+    if not name or "\\" in name or "\0" in name or Path(name).is_absolute() or ".." in parts or name.startswith("~"):
+        raise BundleError(
+            f"{where} is {name!r}, expected a relative path inside the bundle (no absolute path, '..' or '\\')"
+        )
+
+
+def _check_tensor_spec(spec: TensorSpec, where: str) -> None:
+    if spec.dtype not in DTYPES:
+        raise BundleError(f"{where}.dtype is {spec.dtype!r}, expected one of {list(DTYPES)}")
+    for i, dim in enumerate(spec.shape):
+        if isinstance(dim, int) and dim < 0:
+            raise BundleError(f"{where}.shape[{i}] is {dim}, expected a size >= 0 or a named dynamic axis")
