@@ -1,7 +1,8 @@
 """Raw text and images to graph inputs, exactly as the bundle's manifest says.
 
 Text: the bundle's Hugging Face ``tokenizers`` file, truncated and padded to ``text.max_length``.
-Images: RGB, resized to ``image.size`` (height, width) with PIL, scaled to [0, 1], normalised with
+Images: decoded to 8-bit RGB by :func:`fusionrt.image_decode.load_image` (EXIF orientation, 16-bit,
+alpha and palette handled as training saw them), resized to ``image.size`` (height, width) with PIL, scaled to [0, 1], normalised with
 ``image.mean`` / ``image.std``, laid out as the manifest's ``layout`` in float32.
 
 A missing sample (``None``) becomes zeros (text: zero ids, mask of ones) and a False entry in the returned presence vector, which
@@ -17,15 +18,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Union
 
 import numpy as np
 
 from ._optional import require
 from .bundle import ImageSpec
-
-# Anything predict() accepts as one image: a file path, a PIL image, or an HWC (or HW) uint8 array.
-ImageLike = Union[str, os.PathLike, np.ndarray, Any]
+from .image_decode import ImageLike, load_image
 
 _RESAMPLING = {"nearest": "NEAREST", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos": "LANCZOS"}
 
@@ -64,30 +62,6 @@ class TextTokenizer:
             ids[present] = [e.ids for e in encodings]
             mask[present] = [e.attention_mask for e in encodings]
         return ids, mask, present
-
-
-def load_image(image: ImageLike) -> Any:
-    """A PIL RGB image from a file path, a PIL image, or a uint8 array (HWC with 1, 3 or 4 channels, or HW).
-
-    Example:
-        >>> load_image(np.zeros((48, 64, 3), np.uint8)).size  # doctest: +SKIP
-        (64, 48)
-    """
-    pil = require("PIL.Image")
-    if isinstance(image, (str, os.PathLike)):
-        with pil.open(image) as opened:
-            return opened.convert("RGB")
-    if isinstance(image, pil.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise TypeError(f"image array is {image.dtype}, expected uint8 (HWC, 0..255)")
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
-        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
-            raise ValueError(f"image array has shape {image.shape}, expected (height, width, 3) or (height, width)")
-        return pil.fromarray(image).convert("RGB")
-    raise TypeError(f"image is a {type(image).__name__}, expected a file path, PIL.Image or uint8 numpy array")
 
 
 def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from fusionrt.atomic import atomic_file
+from fusionrt.image_decode import load_image
 from training.data.mosi import ImageSource
 
 
@@ -117,11 +118,10 @@ def read_frame_files(paths: tuple[Path, ...], sampling: FrameSampling) -> np.nda
     height, width = sampling.size
     frames = []
     for i in sampling.indices(len(paths)):
-        with Image.open(paths[i]) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (width, height):
-                rgb = rgb.resize((width, height), Image.Resampling.BILINEAR)
-            frames.append(np.asarray(rgb, dtype=np.uint8))
+        rgb = load_image(paths[i])  # serving decodes with the same rule
+        if rgb.size != (width, height):
+            rgb = rgb.resize((width, height), Image.Resampling.BILINEAR)
+        frames.append(np.asarray(rgb, dtype=np.uint8))
     return np.stack(frames)
 
 
