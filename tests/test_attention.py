@@ -215,6 +215,26 @@ def test_torch_export_sees_one_node():
                                F.scaled_dot_product_attention(q, k, k, attn_mask=mask[:, None, None, :]))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_fake_output_shape_is_the_kernels(seed):
+    """The fake implementation applies the op's contract (_C.op_contracts()) as the kernel does."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    rng = np.random.default_rng(seed)
+    batch, heads, lq, lk = (int(n) for n in rng.integers(1, 9, size=4))
+    head_dim = int(rng.integers(1, ops.MAX_HEAD_DIM + 1))
+    q = torch.randn(batch, heads, lq, head_dim)
+    k, v = torch.randn(2, batch, heads, lk, head_dim)
+    mask = torch.ones(batch, lk, dtype=torch.bool)
+    with FakeTensorMode() as mode:
+        fake = ops.multihead_attention(*(mode.from_tensor(t) for t in (q, k, v, mask)))
+    assert fake.shape == ops.multihead_attention(q, k, v, mask).shape
+
+
+def test_max_head_dim_is_the_contracts():
+    assert ops.MAX_HEAD_DIM == _C.op_contracts()["multihead_attention"]["max_head_dim"] == 128
+
+
 class TestBadInputs:
     """Errors at the boundary say what was expected and what came, from the op and from _C alike."""
 

@@ -184,6 +184,47 @@ def test_torch_export_sees_one_node():
     torch.testing.assert_close(program.module()(x, y), F.layer_norm(torch.cat([x, y], 1), (7,)))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_fake_output_shape_is_the_kernels(seed):
+    """The fake implementation applies the op's contract (_C.op_contracts()) as the kernel does."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    rng = np.random.default_rng(seed)
+    batch, count = int(rng.integers(1, 9)), int(rng.choice(ops.CONCAT_LAYERNORM_INPUTS))
+    widths = [int(w) for w in rng.integers(1, 50, size=count)]
+    inputs = [torch.randn(batch, w) for w in widths]
+    weight = torch.randn(sum(widths))
+    with FakeTensorMode() as mode:
+        fake = ops.fused_concat_layernorm([mode.from_tensor(x) for x in inputs], mode.from_tensor(weight))
+    assert fake.shape == ops.fused_concat_layernorm(inputs, weight).shape
+
+
+def test_fake_output_shape_sums_symbolic_widths():
+    """Exported with dynamic widths, the output width is the contract's sum of the inputs' widths."""
+
+    class Join(torch.nn.Module):
+        def forward(self, text, image):
+            return ops.fused_concat_layernorm([text, image])
+
+    dims = [torch.export.Dim(name, min=2, max=4096) for name in ("batch", "text_width", "image_width")]
+    program = torch.export.export(Join(), (torch.randn(2, 3), torch.randn(2, 5)),
+                                  dynamic_shapes={"text": {0: dims[0], 1: dims[1]}, "image": {0: dims[0], 1: dims[2]}})
+    (output,) = [n for n in program.graph.nodes if n.op == "output"][0].args[0]
+    batch, width = output.meta["val"].shape
+    text, image = (n.meta["val"] for n in program.graph.nodes if n.op == "placeholder")
+    assert str(batch) == str(text.shape[0]) and str(width) == str(text.shape[1] + image.shape[1])
+    x, y = torch.randn(3, 7), torch.randn(3, 11)
+    assert program.module()(x, y).shape == ops.fused_concat_layernorm([x, y]).shape == (3, 18)
+
+
+def test_input_count_is_the_contracts():
+    contract = _C.op_contracts()["concat_layernorm"]
+    assert ops.CONCAT_LAYERNORM_INPUTS == range(contract["min_inputs"], contract["max_inputs"] + 1) == range(2, 5)
+    for count in (contract["min_inputs"] - 1, contract["max_inputs"] + 1):
+        with pytest.raises(ValueError, match=f"expected 2 to 4 inputs, got {count}"):
+            ops.fused_concat_layernorm([torch.zeros(2, 3)] * count)
+
+
 class TestBadInputs:
     """Errors at the boundary say what was expected and what came."""
 

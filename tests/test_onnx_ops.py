@@ -12,7 +12,14 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 import fusionrt.ops as ops  # noqa: E402
-from fusionrt.onnx_ops import OPSET, PLUGIN_DOMAIN, translation_table  # noqa: E402
+from fusionrt.onnx_ops import (  # noqa: E402
+    _FLOAT_TYPES,
+    OPSET,
+    PLUGIN_DOMAIN,
+    _plugin_op,
+    attribute_types,
+    translation_table,
+)
 
 
 class Head(torch.nn.Module):
@@ -76,3 +83,27 @@ def test_plugin_form_is_one_node_named_after_the_plugin(tmp_path, affine):
     assert attributes[fields["eps"]] == pytest.approx(1e-4)
     assert len(node.input) == 3 + 2 * affine
     assert not any(n.op_type in ("Concat", "LayerNormalization") for n in proto.graph.node)
+
+
+ONNX_ATTRIBUTE_TYPES = {"float32": onnx.defs.OpSchema.AttrType.FLOAT, "int32": onnx.defs.OpSchema.AttrType.INT}
+
+
+@pytest.mark.parametrize(("key", "mask_input"), [("concat_layernorm", False), ("multihead_attention", True)])
+def test_plugin_node_attribute_types_are_the_contract_field_types(key, mask_input):
+    spec = _C.plugin_specs()[key]
+    schema = _plugin_op(key, _FLOAT_TYPES, mask_input).op_schema
+    declared = {name: attribute.type for name, attribute in schema.attributes.items()}
+    expected = {field: ONNX_ATTRIBUTE_TYPES[field_type] for field, field_type in spec["field_types"].items()}
+    assert attribute_types(key) == expected
+    assert {name: declared[name] for name in spec["fields"].values()} == expected
+    assert list(spec["field_types"]) == list(spec["fields"].values())
+
+
+def test_plugin_node_attributes_have_the_contract_field_types(tmp_path):
+    widths = (3, 5)
+    proto, _ = export(Head(widths, True).eval(), widths, tmp_path / "model.plugins.onnx", plugins=True)
+    (node,) = [n for n in proto.graph.node if n.domain == PLUGIN_DOMAIN]
+    proto_types = {"float32": onnx.AttributeProto.FLOAT, "int32": onnx.AttributeProto.INT}
+    types = {a.name: a.type for a in node.attribute}
+    for field, field_type in _C.plugin_specs()["concat_layernorm"]["field_types"].items():
+        assert types[field] == proto_types[field_type]

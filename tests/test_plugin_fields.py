@@ -1,8 +1,8 @@
-"""Field parsing and shape rules of the TensorRT concat+LayerNorm plugin, run without TensorRT.
+"""Field parsing and shape rules of the ops' TensorRT plugins, and the op contracts, run without TensorRT.
 
-The plugin creator and the plugin call the same C++ (csrc/tensorrt/concat_layernorm/
-ConcatLayerNormFields.cpp) that fusionrt._C exposes here; fields are (name, numpy array) pairs,
-the array's dtype standing for nvinfer1::PluginFieldType.
+The plugin creators and the plugins call the same C++ (the op contracts, csrc/ops/*_contract.cpp)
+that fusionrt._C exposes here; fields are (name, numpy array) pairs, the array's dtype standing for
+nvinfer1::PluginFieldType.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def test_serialised_fields_parse_back(num_inputs, has_weight, has_bias):
     serialised = _C.concat_layernorm_plugin_fields(2e-5, num_inputs, has_weight, has_bias)
     assert [name for name, _ in serialised] == [FIELD[k] for k in ("eps", "num_inputs", "has_weight", "has_bias")]
     assert [value.dtype for _, value in serialised] == [np.float32, np.int32, np.int32, np.int32]
+    assert [value.dtype.name for _, value in serialised] == list(SPEC["field_types"].values())
     config = _C.parse_concat_layernorm_fields(serialised)
     assert (config["eps"], config["num_inputs"], config["has_weight"], config["has_bias"]) == (
         pytest.approx(2e-5), num_inputs, has_weight, has_bias)
@@ -209,6 +210,7 @@ def test_attention_serialised_fields_parse_back(has_mask):
     serialised = _C.multihead_attention_plugin_fields(0.3, has_mask)
     assert [name for name, _ in serialised] == [MHA_FIELD["scale"], MHA_FIELD["has_mask"]]
     assert [value.dtype for _, value in serialised] == [np.float32, np.int32]
+    assert [value.dtype.name for _, value in serialised] == list(MHA["field_types"].values())
     config = _C.parse_multihead_attention_fields(serialised)
     assert (config["scale"], config["has_mask"]) == (pytest.approx(0.3), has_mask)
 
@@ -318,3 +320,46 @@ def test_attention_mismatch_found_once_sizes_are_known():
     assert _C.multihead_attention_output_shape(mha_fields(), shapes)[0] == UNKNOWN
     with pytest.raises(ValueError, match="v batch is 3, expected 2"):
         _C.multihead_attention_output_shape(mha_fields(), [[2, 4, 5, 16], [2, 4, 7, 16], [3, 4, 7, 16], [2, 7]])
+
+
+# --- the op contracts as _C exposes them -------------------------------------------------------------
+
+
+def test_contracts_name_the_plugins_and_their_limits():
+    contracts = _C.op_contracts()
+    assert contracts["concat_layernorm"]["plugin"] == SPEC and contracts["multihead_attention"]["plugin"] == MHA
+    assert (contracts["concat_layernorm"]["min_inputs"], contracts["concat_layernorm"]["max_inputs"]) == (2, 4)
+    assert contracts["multihead_attention"]["max_head_dim"] == 128
+    for contract in contracts.values():
+        assert contract["dtypes"] == ["float32", "float16", "bfloat16", "float64"]
+
+
+def test_contract_input_counts_are_the_field_parsers():
+    contract = _C.op_contracts()["concat_layernorm"]
+    for num_inputs in (contract["min_inputs"], contract["max_inputs"]):
+        assert _C.parse_concat_layernorm_fields(fields(num_inputs=num_inputs))["num_inputs"] == num_inputs
+    for num_inputs in (contract["min_inputs"] - 1, contract["max_inputs"] + 1):
+        with pytest.raises(ValueError, match=f"field 'num_inputs' is {num_inputs}"):
+            _C.parse_concat_layernorm_fields(fields(num_inputs=num_inputs))
+
+
+def evaluate(rule, shapes):
+    """The contract's declarative output rule, as fusionrt.ops applies it to symbolic sizes."""
+    out = []
+    for input_dim, first, count in rule:
+        last = len(shapes) if count is None else first + count
+        out.append(sum(shape[input_dim] for shape in shapes[first:last]))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_contract_output_rules_give_the_plugin_shapes(seed):
+    rng = np.random.default_rng(seed)
+    contracts = _C.op_contracts()
+    batch, widths = int(rng.integers(1, 9)), [int(w) for w in rng.integers(1, 99, size=rng.integers(2, 5))]
+    shapes = [[batch, w] for w in widths]
+    assert evaluate(contracts["concat_layernorm"]["output_shape"], shapes) == _C.concat_layernorm_output_shape(
+        fields(num_inputs=len(widths), has_weight=0, has_bias=0), shapes)
+    qkv = mha_shapes(*(int(n) for n in rng.integers(1, 9, size=4)), head_dim=int(rng.integers(1, 129)), mask=False)
+    assert evaluate(contracts["multihead_attention"]["output_shape"], qkv) == _C.multihead_attention_output_shape(
+        mha_fields(has_mask=0), qkv)

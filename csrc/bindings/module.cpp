@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "common/plugin_specs.h"
 #include "ops.h"
 #include "ops/op_args.h"
 
@@ -81,24 +80,6 @@ bool cuda_available() {
 #endif
 }
 
-// Plugin identities for the ONNX exporter, from the same constants the TensorRT creators use.
-py::dict plugin_specs() {
-  namespace s = fusionrt::specs;
-  using CLN = s::ConcatLayerNorm;
-  py::dict specs;
-  specs["namespace"] = s::kPluginNamespace;
-  specs["concat_layernorm"] = py::dict(
-      py::arg("name") = CLN::kName, py::arg("version") = CLN::kVersion,
-      py::arg("fields") = py::dict(py::arg("eps") = CLN::kFieldEps, py::arg("num_inputs") = CLN::kFieldNumInputs,
-                                   py::arg("has_weight") = CLN::kFieldHasWeight,
-                                   py::arg("has_bias") = CLN::kFieldHasBias));
-  using MHA = s::MultiheadAttention;
-  specs["multihead_attention"] = py::dict(
-      py::arg("name") = MHA::kName, py::arg("version") = MHA::kVersion,
-      py::arg("fields") = py::dict(py::arg("scale") = MHA::kFieldScale, py::arg("has_mask") = MHA::kFieldHasMask));
-  return specs;
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -113,10 +94,10 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def("build_info", &build_info, "What this build of fusionrt was compiled with.");
   m.def("cuda_available", &cuda_available, "Whether a CUDA driver and device are usable now.");
-  m.def("plugin_specs", &plugin_specs, "TensorRT plugin names, versions and fields of fusionrt's ops.");
   fusionrt::bindings::bind_concat_layernorm(m);
   fusionrt::bindings::bind_attention(m);
   fusionrt::bindings::bind_numeric_testing(m);
+  fusionrt::bindings::bind_op_contracts(m);
   fusionrt::bindings::bind_plugin_fields(m);
   fusionrt::bindings::bind_engine_rules(m);
   fusionrt::bindings::bind_cuda_device(m);

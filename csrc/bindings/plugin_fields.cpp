@@ -1,6 +1,6 @@
-// The TensorRT plugins' field parsing and shape rules (csrc/tensorrt/*Fields.h) exposed to Python, so
-// they are tested on machines without TensorRT, and so the ONNX exporter can check attributes
-// against the same rules the plugins apply. A field is (name, numpy array): the array's dtype is the
+// The op contracts' field parsing and build-time shape rules (csrc/ops/*_contract.h), which the
+// TensorRT plugins apply, exposed to Python so they are tested on machines without TensorRT, and so
+// the ONNX exporter can check attributes against the same rules the plugins apply. A field is (name, numpy array): the array's dtype is the
 // field type and its size the field length, as in nvinfer1::PluginField.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -11,16 +11,13 @@
 #include <vector>
 
 #include "ops.h"
-#include "tensorrt/attention/MultiheadAttentionFields.h"
-#include "tensorrt/concat_layernorm/ConcatLayerNormFields.h"
+#include "ops/attention_contract.h"
+#include "ops/concat_layernorm_contract.h"
 
 namespace py = pybind11;
 
 namespace fusionrt::bindings {
 namespace {
-
-using trt::FieldType;
-using trt::RawField;
 
 FieldType field_type_of(const py::array& array, const std::string& name) {
   const py::dtype dtype = array.dtype();
@@ -72,21 +69,21 @@ auto parse(const FieldItems& items, Parser parser) {
   return parser(fields.raw.data(), static_cast<int32_t>(fields.raw.size()));
 }
 
-trt::ConcatLayerNormConfig parse_concat_layernorm(const FieldItems& items) {
-  return parse(items, trt::parse_concat_layernorm_fields);
+ConcatLayerNormConfig parse_concat_layernorm(const FieldItems& items) {
+  return parse(items, parse_concat_layernorm_fields);
 }
 
-trt::MultiheadAttentionConfig parse_multihead_attention(const FieldItems& items) {
-  return parse(items, trt::parse_multihead_attention_fields);
+MultiheadAttentionConfig parse_multihead_attention(const FieldItems& items) {
+  return parse(items, parse_multihead_attention_fields);
 }
 
-py::dict config_dict(const trt::ConcatLayerNormConfig& config) {
+py::dict config_dict(const ConcatLayerNormConfig& config) {
   return py::dict(py::arg("eps") = config.eps, py::arg("num_inputs") = config.num_inputs,
                   py::arg("has_weight") = bool(config.has_weight), py::arg("has_bias") = bool(config.has_bias),
                   py::arg("nb_node_inputs") = config.nb_node_inputs());
 }
 
-py::dict config_dict(const trt::MultiheadAttentionConfig& config) {
+py::dict config_dict(const MultiheadAttentionConfig& config) {
   return py::dict(py::arg("scale") = config.scale, py::arg("has_mask") = bool(config.has_mask),
                   py::arg("nb_node_inputs") = config.nb_node_inputs());
 }
@@ -122,12 +119,12 @@ void bind_plugin_fields(py::module_& m) {
   m.def(
       "concat_layernorm_plugin_fields",
       [](float eps, int32_t num_inputs, bool has_weight, bool has_bias) {
-        trt::ConcatLayerNormConfig config;
+        ConcatLayerNormConfig config;
         config.eps = eps;
         config.num_inputs = num_inputs;
         config.has_weight = has_weight;
         config.has_bias = has_bias;
-        return field_list(trt::concat_layernorm_fields(config));
+        return field_list(concat_layernorm_fields(config));
       },
       py::arg("eps"), py::arg("num_inputs"), py::arg("has_weight"), py::arg("has_bias"),
       "The (name, numpy array) fields a FusionrtConcatLayerNorm plugin serialises for these attributes.");
@@ -135,8 +132,7 @@ void bind_plugin_fields(py::module_& m) {
       "concat_layernorm_output_shape",
       [](const std::vector<std::pair<std::string, py::object>>& fields,
          const std::vector<std::vector<int64_t>>& input_shapes) {
-        const auto shape = trt::concat_layernorm_output_shape(parse_concat_layernorm(fields), input_shapes);
-        return py::make_tuple(shape[0], shape[1]);
+        return py::tuple(py::cast(concat_layernorm_output_shape(parse_concat_layernorm(fields), input_shapes)));
       },
       py::arg("fields"), py::arg("input_shapes"),
       "Output shape (batch, sum d_i) of a FusionrtConcatLayerNorm node with these fields and input shapes, by the "
@@ -150,18 +146,17 @@ void bind_plugin_fields(py::module_& m) {
   m.def(
       "multihead_attention_plugin_fields",
       [](float scale, bool has_mask) {
-        trt::MultiheadAttentionConfig config;
+        MultiheadAttentionConfig config;
         config.scale = scale;
         config.has_mask = has_mask;
-        return field_list(trt::multihead_attention_fields(config));
+        return field_list(multihead_attention_fields(config));
       },
       py::arg("scale"), py::arg("has_mask"),
       "The (name, numpy array) fields a FusionrtMultiheadAttention plugin serialises for these attributes.");
   m.def(
       "multihead_attention_output_shape",
       [](const FieldItems& fields, const std::vector<std::vector<int64_t>>& input_shapes) {
-        const auto shape = trt::multihead_attention_output_shape(parse_multihead_attention(fields), input_shapes);
-        return py::make_tuple(shape[0], shape[1], shape[2], shape[3]);
+        return py::tuple(py::cast(multihead_attention_output_shape(parse_multihead_attention(fields), input_shapes)));
       },
       py::arg("fields"), py::arg("input_shapes"),
       "Output shape (batch, heads, Lq, head_dim) of a FusionrtMultiheadAttention node with these fields and input "

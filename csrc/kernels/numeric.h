@@ -6,6 +6,7 @@
 // makes CPU and GPU results agree to the bit for the same summation order.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -31,6 +32,10 @@ inline const char* dtype_name(DType dtype) {
   }
   return "unknown";
 }
+
+// Every element type the kernels compute in, in the order fusionrt lists them.
+inline constexpr std::array<DType, 4> kKernelDTypes = {DType::kFloat32, DType::kFloat16, DType::kBFloat16,
+                                                       DType::kFloat64};
 
 inline int dtype_size(DType dtype) {
   switch (dtype) {

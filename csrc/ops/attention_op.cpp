@@ -5,6 +5,8 @@
 namespace fusionrt {
 namespace {
 
+using Contract = MultiheadAttentionContract;
+
 constexpr const char* kAxisNames[] = {"batch", "heads", "length", "head_dim"};
 
 // Throws ValueError unless `arg` has `expected` along `axis`, the size `reference` gave it.
@@ -36,10 +38,13 @@ AttentionCall::AttentionCall(const TensorArg& q, const TensorArg& k, const Tenso
     expect_axis(*arg, 3, q.dim(3), "the head_dim of q");
   }
   expect_axis(v, 2, k.dim(2), "the length of k");
-  if (q.dim(3) > AttentionParams::kMaxHeadDim) {
+  if (q.dim(3) > Contract::kMaxHeadDim) {
     throw ValueError("q has head_dim " + std::to_string(q.dim(3)) + ", expected at most " +
-                     std::to_string(AttentionParams::kMaxHeadDim));
+                     std::to_string(Contract::kMaxHeadDim));
   }
+  const TensorArg* data_inputs[] = {&q, &k, &v};
+  output_shape_ = evaluate_output_shape(Contract::kOutputShape, MultiheadAttentionConfig::kNbDataInputs,
+                                        [&](int32_t input, int32_t axis) { return data_inputs[input]->dim(axis); });
 
   params_.q = q.data;
   params_.k = k.data;
@@ -74,12 +79,7 @@ AttentionCall::AttentionCall(const TensorArg& q, const TensorArg& k, const Tenso
 }
 
 void AttentionCall::set_output(const TensorArg& out) {
-  expect_bhsd(out, "(batch, heads, Lq, head_dim)");
-  expect_same_dtype_and_device(out, q_);
-  if (out.shape != output_shape()) {
-    throw ValueError("out has shape " + shape_str(out.shape) + ", expected the shape of q");
-  }
-  if (!out.writeable) throw ValueError("out is read-only");
+  expect_output(out, q_, output_shape_, "(batch, heads, Lq, head_dim)", "the shape of q");
   params_.out = out.data;
   params_.out_strides = bhs_strides(out);
 }

@@ -1,11 +1,13 @@
-// Fused multi-head attention as the front ends call it: check the arguments, let the front end
-// allocate the output it needs, then run the CPU or CUDA kernel on the inputs' device.
+// Fused multi-head attention as the front ends call it: check the arguments against the op's contract
+// (attention_contract.h), let the front end allocate the output it needs, then run the CPU or CUDA
+// kernel on the inputs' device.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <vector>
 
+#include "attention_contract.h"
 #include "kernels/attention.h"
 #include "op_args.h"
 
@@ -20,7 +22,8 @@ class AttentionCall {
                 std::optional<double> scale);
 
   const TensorArg& reference() const { return q_; }
-  std::vector<int64_t> output_shape() const { return {params_.batch, params_.heads, params_.lq, params_.head_dim}; }
+  // q's shape, by MultiheadAttentionContract::kOutputShape.
+  const std::vector<int64_t>& output_shape() const { return output_shape_; }
   // Checks `out` (output_shape(), q's dtype and device, writeable, head_dim contiguous).
   void set_output(const TensorArg& out);
   // Runs the kernel: on the CPU it returns when done; on CUDA it is asynchronous on `cuda_stream`.
@@ -29,6 +32,7 @@ class AttentionCall {
  private:
   AttentionParams params_;
   TensorArg q_;  // metadata only, for the output's checks and messages
+  std::vector<int64_t> output_shape_;
 };
 
 }  // namespace fusionrt

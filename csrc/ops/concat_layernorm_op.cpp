@@ -3,6 +3,8 @@
 namespace fusionrt {
 namespace {
 
+using Contract = ConcatLayerNormContract;
+
 void expect_vector(const TensorArg& arg, int64_t length, const char* what) {
   arg.expect_ndim(1, "(features,)");
   if (arg.dim(0) != length) {
@@ -20,8 +22,9 @@ int64_t row_stride(const TensorArg& arg) { return arg.dim(0) > 1 ? arg.strides[0
 ConcatLayerNormCall::ConcatLayerNormCall(const std::vector<const TensorArg*>& inputs, const TensorArg* weight,
                                          const TensorArg* bias, double eps) {
   const auto count = static_cast<int>(inputs.size());
-  if (count < ConcatLayerNormParams::kMinInputs || count > ConcatLayerNormParams::kMaxInputs) {
-    throw ValueError("expected 2 to 4 inputs, got " + std::to_string(count));
+  if (count < Contract::kMinInputs || count > Contract::kMaxInputs) {
+    throw ValueError("expected " + std::to_string(Contract::kMinInputs) + " to " + std::to_string(Contract::kMaxInputs) +
+                     " inputs, got " + std::to_string(count));
   }
   if (!(eps > 0.0)) throw ValueError("eps must be > 0, got " + std::to_string(eps));
   const TensorArg& first = *inputs[0];
@@ -42,12 +45,14 @@ ConcatLayerNormCall::ConcatLayerNormCall(const std::vector<const TensorArg*>& in
     params_.widths[i] = input.dim(1);
     params_.row_strides[i] = row_stride(input);
   }
+  output_shape_ = evaluate_output_shape(Contract::kOutputShape, count,
+                                        [&](int32_t input, int32_t axis) { return inputs[input]->dim(axis); });
   params_.rows = first.dim(0);
   params_.dtype = first.dtype;
   for (const auto& [arg, field] : {std::pair{weight, &params_.weight}, std::pair{bias, &params_.bias}}) {
     if (arg == nullptr) continue;
     expect_same_dtype_and_device(*arg, first);
-    expect_vector(*arg, params_.total_width(), "the total width of the inputs");
+    expect_vector(*arg, output_shape_[1], "the total width of the inputs");
     *field = arg->data;
   }
   first_ = first;
@@ -55,13 +60,7 @@ ConcatLayerNormCall::ConcatLayerNormCall(const std::vector<const TensorArg*>& in
 }
 
 void ConcatLayerNormCall::set_output(const TensorArg& out) {
-  expect_same_dtype_and_device(out, first_);
-  out.expect_ndim(2, "(batch, total features)");
-  out.expect_inner_contiguous();
-  if (out.shape != output_shape()) {
-    throw ValueError("out has shape " + shape_str(out.shape) + ", expected " + shape_str(output_shape()));
-  }
-  if (!out.writeable) throw ValueError("out is read-only");
+  expect_output(out, first_, output_shape_, "(batch, total features)", shape_str(output_shape_));
   params_.output = out.data;
   params_.output_row_stride = row_stride(out);
 }

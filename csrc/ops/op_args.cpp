@@ -1,18 +1,8 @@
 #include "op_args.h"
 
-#include <sstream>
-
 namespace fusionrt {
 
 std::string Device::str() const { return kind == DeviceKind::kCPU ? "cpu" : "cuda:" + std::to_string(index); }
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "(";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << (shape.size() == 1 ? ",)" : ")");
-  return out.str();
-}
 
 void ArrayArg::expect_ndim(size_t ndim, const char* layout) const {
   if (shape.size() != ndim) {
@@ -45,6 +35,15 @@ void expect_same_dtype_and_device(const TensorArg& arg, const TensorArg& referen
                     " (the dtype of " + reference.name + ")");
   }
   expect_same_device(arg, reference);
+}
+
+void expect_output(const TensorArg& out, const TensorArg& reference, const std::vector<int64_t>& shape,
+                   const char* layout, const std::string& expected) {
+  out.expect_ndim(shape.size(), layout);
+  out.expect_inner_contiguous();
+  expect_same_dtype_and_device(out, reference);
+  if (out.shape != shape) throw ValueError("out has shape " + shape_str(out.shape) + ", expected " + expected);
+  if (!out.writeable) throw ValueError("out is read-only");
 }
 
 void throw_built_without_cuda(const ArrayArg& arg) {

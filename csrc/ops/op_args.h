@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/numeric.h"
+#include "shape_rule.h"
 
 namespace fusionrt {
 
@@ -30,9 +31,6 @@ struct Device {
   bool is_cpu() const { return kind == DeviceKind::kCPU; }
   std::string str() const;
 };
-
-// "(2, 3)", "(4,)": a shape as Python prints it.
-std::string shape_str(const std::vector<int64_t>& shape);
 
 // Borrowed memory of any element type: the caller keeps it alive for the call.
 struct ArrayArg {
@@ -60,6 +58,11 @@ void expect_same_device(const ArrayArg& arg, const ArrayArg& reference);
 
 // Throws TypeError / ValueError unless `arg` has the dtype and device of `reference`.
 void expect_same_dtype_and_device(const TensorArg& arg, const TensorArg& reference);
+
+// Throws unless `out` can take an op's output: `ndim` dims named by `layout`, features contiguous, the
+// dtype and device of `reference`, `shape` (`expected` says which in messages), writeable.
+void expect_output(const TensorArg& out, const TensorArg& reference, const std::vector<int64_t>& shape,
+                   const char* layout, const std::string& expected);
 
 // Throws ValueError: `arg` is CUDA memory, but this build has no CUDA kernels.
 [[noreturn]] void throw_built_without_cuda(const ArrayArg& arg);

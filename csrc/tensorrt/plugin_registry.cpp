@@ -4,7 +4,6 @@
 #include <mutex>
 #include <string>
 
-#include "common/plugin_specs.h"
 #include "tensorrt/attention/MultiheadAttentionPlugin.h"
 #include "tensorrt/concat_layernorm/ConcatLayerNormPlugin.h"
 #include "tensorrt/logging.h"
@@ -51,10 +50,10 @@ bool registerPlugins(nvinfer1::IPluginRegistry& registry) noexcept {
     bool allRegistered = true;
     for (nvinfer1::IPluginCreatorInterface* creator : creators().all) {
       if (isRegistered(registry, creator)) continue;
-      if (!registry.registerCreator(*creator, specs::kPluginNamespace)) {
+      if (!registry.registerCreator(*creator, kPluginNamespace)) {
         logMessage(nvinfer1::ILogger::Severity::kERROR,
                    (std::string("fusionrt: TensorRT refused a plugin creator in namespace '") +
-                    specs::kPluginNamespace + "' (already registered by another library?)")
+                    kPluginNamespace + "' (already registered by another library?)")
                        .c_str());
         allRegistered = false;
       }

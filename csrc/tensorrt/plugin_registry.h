@@ -9,7 +9,7 @@
 
 namespace fusionrt::trt {
 
-// Registers every fusionrt plugin creator with `registry` under specs::kPluginNamespace. Idempotent
+// Registers every fusionrt plugin creator with `registry` under kPluginNamespace (ops/op_fields.h). Idempotent
 // and thread-safe: a plugin `registry` already has (from this code or another copy of it, such as
 // libfusionrt_plugins.so loaded beside fusionrt._C) is left alone, so calling it from several places
 // (or threads) is fine. False, after logging why, when TensorRT refused a creator.

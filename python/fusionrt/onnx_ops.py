@@ -5,8 +5,12 @@ Two forms of every op:
 * standard ONNX ops (``model.onnx``), which ONNX Runtime and TensorRT run as they are;
 * one custom-domain node per op (``model.plugins.onnx``), whose op type, ``plugin_version`` and
   ``plugin_namespace`` are the TensorRT plugin's identity, so TensorRT's ONNX parser maps it to the
-  fusionrt plugin. Names and fields come from ``fusionrt._C.plugin_specs()``, the constants the
-  plugin creators are compiled from.
+  fusionrt plugin. Names, attribute names and attribute types come from ``fusionrt._C.plugin_specs()``:
+  each op's contract (``csrc/ops/<op>_contract.h``), which the plugin creators are compiled from.
+
+Map: ``concat_layernorm_standard`` / ``concat_layernorm_plugin`` lower ``fusionrt::fused_concat_layernorm``,
+``multihead_attention_standard`` / ``multihead_attention_plugin`` lower ``fusionrt::multihead_attention``;
+``translation_table`` picks one form for ``torch.onnx.export``. Where the rest of an op lives: ``csrc/README.md``.
 
 Example:
     >>> program = torch.onnx.export(model, args, dynamo=True,
@@ -25,6 +29,20 @@ from ._optional import require
 # LayerNormalization is opset 17; 18 is supported by ONNX Runtime and TensorRT 10.x / 11.x parsers.
 OPSET = 18
 PLUGIN_DOMAIN = _C.plugin_specs()["namespace"]
+# ONNX attribute types (onnx.defs.OpSchema.AttrType names) of the plugin field types the contracts use.
+_ATTRIBUTE_TYPES = {"float32": "FLOAT", "int32": "INT"}
+
+
+def attribute_types(spec_key: str) -> dict[str, Any]:
+    """The ONNX attribute type of each of a plugin's fields, by its contract's field types.
+
+    Example:
+        >>> attribute_types("concat_layernorm")["eps"]  # doctest: +SKIP
+        <AttrType.FLOAT: 1>
+    """
+    attr_type = require("onnx.defs").OpSchema.AttrType
+    field_types = _C.plugin_specs()[spec_key]["field_types"]
+    return {field: getattr(attr_type, _ATTRIBUTE_TYPES[field_type]) for field, field_type in field_types.items()}
 
 
 @cache
@@ -36,10 +54,8 @@ def _plugin_op(spec_key: str, input_types: tuple[str, ...], mask_input: bool = F
     spec = _C.plugin_specs()[spec_key]
     schema_type = defs.OpSchema
     param = schema_type.FormalParameter
-    attribute_types = {"eps": schema_type.AttrType.FLOAT, "scale": schema_type.AttrType.FLOAT}
     attributes = [
-        schema_type.Attribute(field, attribute_types.get(key, schema_type.AttrType.INT), key)
-        for key, field in spec["fields"].items()
+        schema_type.Attribute(field, attr_type, field) for field, attr_type in attribute_types(spec_key).items()
     ] + [schema_type.Attribute(name, schema_type.AttrType.STRING, name) for name in ("plugin_version", "plugin_namespace")]
     schema = schema_type(
         spec["name"],

@@ -6,6 +6,11 @@ the fake (meta) implementations and autograd; the kernels are registered in C++ 
 else by Python functions that call ``fusionrt._C``: same kernels and checks, ~10 us more per call.
 ``FUSIONRT_TORCH_KERNELS=python`` in the environment picks the Python ones regardless.
 
+Each op's rules (input counts, dtypes, limits, the output shape) are its contract in
+``csrc/ops/<op>_contract.h``, read here through ``fusionrt._C.op_contracts()``: the kernels check
+concrete tensors in C++; the fake implementations apply the same contract to symbolic sizes.
+Where an op's parts live (kernel, contract, bindings, plugin, ONNX lowering, tests): ``csrc/README.md``.
+
 Example:
     >>> import torch, fusionrt.ops
     >>> text, image = torch.randn(8, 384), torch.randn(8, 1280)
@@ -30,9 +35,16 @@ from ._optional import require
 
 torch = require("torch")
 
-__all__ = ["KERNELS", "fused_concat_layernorm", "multihead_attention"]
+__all__ = ["CONCAT_LAYERNORM_INPUTS", "KERNELS", "MAX_HEAD_DIM", "fused_concat_layernorm", "multihead_attention"]
 
-_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_CONTRACTS = _C.op_contracts()
+_CONCAT_LAYERNORM = _CONTRACTS["concat_layernorm"]
+_ATTENTION = _CONTRACTS["multihead_attention"]
+
+#: How many inputs :func:`fused_concat_layernorm` joins.
+CONCAT_LAYERNORM_INPUTS = range(_CONCAT_LAYERNORM["min_inputs"], _CONCAT_LAYERNORM["max_inputs"] + 1)
+#: The largest head_dim :func:`multihead_attention` takes.
+MAX_HEAD_DIM: int = _ATTENTION["max_head_dim"]
 
 # The ops are defined on a plain ``torch.library.Library`` rather than with ``torch.library.custom_op``,
 # whose wrappers cost ~10 us a call: as much as the whole kernel at batch 1.
@@ -84,26 +96,53 @@ def _register(name: str, kernel, fake, backward, setup_context) -> None:
     torch.library.register_autograd(qualified, backward, setup_context=setup_context, lib=_LIBRARY)
 
 
+def _torch_dtypes(contract: dict) -> tuple[torch.dtype, ...]:
+    return tuple(getattr(torch, name) for name in contract["dtypes"])
+
+
+def _check_dtype(name: str, x: torch.Tensor, allowed: tuple[torch.dtype, ...]) -> None:
+    if x.dtype not in allowed:
+        raise TypeError(f"{name} is {x.dtype}, expected one of {', '.join(map(str, allowed))}")
+
+
+def _output_shape(contract: dict, data_inputs: Sequence[torch.Tensor]) -> list:
+    """The contract's output shape rule over the data inputs' sizes, which may be SymInts (fake tensors
+    under tracing), so it is applied here rather than in C++: output dim j is the sum of ``input_dim``
+    over the data inputs ``[first, first + count)``, or through the last one when count is None."""
+    shape = []
+    for input_dim, first, count in contract["output_shape"]:
+        last = len(data_inputs) if count is None else first + count
+        size = data_inputs[first].shape[input_dim]
+        for x in data_inputs[first + 1 : last]:
+            size = size + x.shape[input_dim]
+        shape.append(size)
+    return shape
+
+
+_CONCAT_LAYERNORM_DTYPES = _torch_dtypes(_CONCAT_LAYERNORM)
+
+
 def _check_concat_layernorm(
     inputs: Sequence[torch.Tensor], weight: Optional[torch.Tensor], bias: Optional[torch.Tensor]
-) -> int:
-    """Validates the op's arguments under fake tensors, where the kernels' checks do not run; returns the
-    total width."""
-    if not 2 <= len(inputs) <= 4:
-        raise ValueError(f"expected 2 to 4 inputs, got {len(inputs)}")
+) -> list:
+    """Validates the op's arguments under fake tensors, where the kernels' checks do not run, by the op's
+    contract; returns the output shape."""
+    if len(inputs) not in CONCAT_LAYERNORM_INPUTS:
+        counts = CONCAT_LAYERNORM_INPUTS
+        raise ValueError(f"expected {counts.start} to {counts.stop - 1} inputs, got {len(inputs)}")
     first = inputs[0]
     for i, x in enumerate(inputs):
         if x.dim() != 2:
             raise ValueError(f"inputs[{i}] has {x.dim()} dims {tuple(x.shape)}, expected 2 (batch, features)")
-        if x.dtype not in _KERNEL_DTYPES:
-            raise TypeError(f"inputs[{i}] is {x.dtype}, expected one of {', '.join(map(str, _KERNEL_DTYPES))}")
+        _check_dtype(f"inputs[{i}]", x, _CONCAT_LAYERNORM_DTYPES)
         if x.dtype != first.dtype:
             raise TypeError(f"inputs[{i}] is {x.dtype}, expected {first.dtype} (the dtype of inputs[0])")
         if x.device != first.device:
             raise ValueError(f"inputs[{i}] is on {x.device}, expected {first.device} (the device of inputs[0])")
         if x.shape[0] != first.shape[0]:
             raise ValueError(f"inputs[{i}] has batch {x.shape[0]}, expected {first.shape[0]} (the batch of inputs[0])")
-    width = sum(x.shape[1] for x in inputs)
+    shape = _output_shape(_CONCAT_LAYERNORM, inputs)
+    width = shape[1]
     for name, param in (("weight", weight), ("bias", bias)):
         if param is None:
             continue
@@ -111,7 +150,7 @@ def _check_concat_layernorm(
             raise ValueError(f"{name} has shape {tuple(param.shape)}, expected ({width},) (the total width)")
         if param.dtype != first.dtype or param.device != first.device:
             raise TypeError(f"{name} is {param.dtype} on {param.device}, expected {first.dtype} on {first.device}")
-    return width
+    return shape
 
 
 def _as_kernel_arg(x: torch.Tensor):
@@ -128,9 +167,9 @@ def _as_kernel_arg(x: torch.Tensor):
 def _concat_layernorm_kernel(
     inputs: list[torch.Tensor], weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], eps: float
 ) -> torch.Tensor:
-    # The binding checks everything it is handed (shapes, dtypes, devices), with the C++ kernels' words.
-    if not 2 <= len(inputs) <= 4:
-        raise ValueError(f"expected 2 to 4 inputs, got {len(inputs)}")
+    # The binding checks everything it is handed (count, shapes, dtypes, devices) by the op's contract.
+    if not inputs:  # nothing to size the output by: let the binding report the count
+        _C.fused_concat_layernorm(inputs)
     first = inputs[0]
     width = sum(x.shape[-1] for x in inputs)
     out = torch.empty((first.shape[0], width), dtype=first.dtype, device=first.device)
@@ -147,8 +186,7 @@ def _concat_layernorm_kernel(
 
 
 def _concat_layernorm_fake(inputs, weight, bias, eps):
-    width = _check_concat_layernorm(inputs, weight, bias)
-    return inputs[0].new_empty((inputs[0].shape[0], width))
+    return inputs[0].new_empty(_check_concat_layernorm(inputs, weight, bias))
 
 
 def _concat_layernorm_setup_context(ctx, inputs, output) -> None:
@@ -196,8 +234,8 @@ def fused_concat_layernorm(
     """LayerNorm over ``torch.cat(inputs, dim=1)``, computed without building the concatenation.
 
     Args:
-        inputs: 2 to 4 tensors shaped (batch, d_i), one dtype (float32, float16, bfloat16, float64)
-            and one device (CPU or CUDA).
+        inputs: 2 to 4 tensors (``CONCAT_LAYERNORM_INPUTS``) shaped (batch, d_i), one dtype (float32,
+            float16, bfloat16, float64) and one device (CPU or CUDA).
         weight, bias: optional affine parameters shaped (sum d_i,).
         eps: added to the variance, as in ``torch.nn.functional.layer_norm``.
 
@@ -211,16 +249,16 @@ def fused_concat_layernorm(
     return torch.ops.fusionrt.fused_concat_layernorm.default(list(inputs), weight, bias, float(eps))
 
 
-_MAX_HEAD_DIM = 128
+_ATTENTION_DTYPES = _torch_dtypes(_ATTENTION)
 
 
 def _check_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]) -> None:
-    """Validates the attention op's arguments under fake tensors, where the kernels' checks do not run."""
+    """Validates the attention op's arguments under fake tensors, where the kernels' checks do not run,
+    by the op's contract."""
     for name, x, length in (("q", q, "Lq"), ("k", k, "Lk"), ("v", v, "Lk")):
         if x.dim() != 4:
             raise ValueError(f"{name} has {x.dim()} dims {tuple(x.shape)}, expected 4 (batch, heads, {length}, head_dim)")
-        if x.dtype not in _KERNEL_DTYPES:
-            raise TypeError(f"{name} is {x.dtype}, expected one of {', '.join(map(str, _KERNEL_DTYPES))}")
+        _check_dtype(name, x, _ATTENTION_DTYPES)
     for name, x in (("k", k), ("v", v)):
         if x.dtype != q.dtype:
             raise TypeError(f"{name} is {x.dtype}, expected {q.dtype} (the dtype of q)")
@@ -231,8 +269,8 @@ def _check_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Op
                 raise ValueError(f"{name} has {what} {x.shape[axis]}, expected {q.shape[axis]} (the {what} of q)")
     if v.shape[2] != k.shape[2]:
         raise ValueError(f"v has length {v.shape[2]}, expected {k.shape[2]} (the length of k)")
-    if q.shape[3] > _MAX_HEAD_DIM:
-        raise ValueError(f"q has head_dim {q.shape[3]}, expected at most {_MAX_HEAD_DIM}")
+    if q.shape[3] > MAX_HEAD_DIM:
+        raise ValueError(f"q has head_dim {q.shape[3]}, expected at most {MAX_HEAD_DIM}")
     if mask is None:
         return
     if mask.dtype != torch.bool:
@@ -270,7 +308,7 @@ def _attention_fake(q, k, v, key_padding_mask, scale):
     _check_attention(q, k, v, key_padding_mask)
     if scale is not None and not math.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
-    return q.new_empty(q.shape)
+    return q.new_empty(_output_shape(_ATTENTION, (q, k, v)))
 
 
 def _attention_probabilities(q, k, mask, scale):
@@ -319,7 +357,7 @@ def multihead_attention(
     Args:
         q: (batch, heads, Lq, head_dim); k, v: (batch, heads, Lk, head_dim). One dtype (float32,
             float16, bfloat16, float64; accumulated in float32, float64 for float64) and one device.
-            head_dim <= 128; any strides with a contiguous last dim (heads may be a transposed view).
+            head_dim <= 128 (``MAX_HEAD_DIM``); any strides with a contiguous last dim (heads may be a transposed view).
         key_padding_mask: optional (batch, Lk) bool, True where a key may be attended to, as
             ``attn_mask`` of ``scaled_dot_product_attention``. A row with no attended key (a whole
             modality absent) gives zeros, and zero gradients; SDPA leaves it to its backend (NaN from some).

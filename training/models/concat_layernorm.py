@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 import torch
 from torch import nn
 
 
-def _load_op() -> None:
+def _load_ops() -> ModuleType:
+    """``fusionrt.ops``, which registers torch.ops.fusionrt.* and holds the op's contract."""
     try:
-        import fusionrt.ops  # noqa: F401  (registers torch.ops.fusionrt.*)
+        import fusionrt.ops
     except ImportError as err:
         raise ImportError(
             "the concat operator needs fusionrt's compiled op torch.ops.fusionrt.fused_concat_layernorm: "
             "install fusionrt (pip install -e .) or pick another operator (sum, gated, cross_attention)"
         ) from err
+    return fusionrt.ops
 
 
 class FusedConcatLayerNorm(nn.Module):
@@ -32,9 +35,9 @@ class FusedConcatLayerNorm(nn.Module):
 
     def __init__(self, widths: Sequence[int], eps: float = 1e-5) -> None:
         super().__init__()
-        if not 2 <= len(widths) <= 4:
-            raise ValueError(f"FusedConcatLayerNorm joins 2 to 4 inputs, got {len(widths)}")
-        _load_op()
+        counts = _load_ops().CONCAT_LAYERNORM_INPUTS  # the op's contract
+        if len(widths) not in counts:
+            raise ValueError(f"FusedConcatLayerNorm joins {counts.start} to {counts.stop - 1} inputs, got {len(widths)}")
         self.widths = tuple(widths)
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(sum(widths)))

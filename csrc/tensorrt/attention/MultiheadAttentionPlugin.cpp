@@ -3,7 +3,6 @@
 #include <optional>
 #include <stdexcept>
 
-#include "common/plugin_specs.h"
 #include "kernels/attention.h"
 #include "tensorrt/logging.h"
 
@@ -64,12 +63,12 @@ int32_t MultiheadAttentionPlugin::getOutputDataTypes(DataType* outputTypes, int3
 int32_t MultiheadAttentionPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
                                                   nvinfer1::DimsExprs const* /*shapeInputs*/,
                                                   int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
-                                                  int32_t nbOutputs, nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept {
+                                                  int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept {
   try {
     // Sizes known at build time are checked now; the rest in onShapeChange.
     expectOutputs(nbOutputs, 1);
     checkInputShapes(shapesOf(inputs, nbInputs));
-    outputs[0] = inputs[Config::kQ];
+    outputs[0] = outputDimsOf(Spec::kOutputShape, inputs, Config::kNbDataInputs, exprBuilder);
     return 0;
   } catch (std::exception const& e) {
     logException(logName(), "getOutputShapes", e);

@@ -4,7 +4,7 @@
 //
 // Node: inputs q (batch, heads, Lq, head_dim), k and v (batch, heads, Lk, head_dim) in float32,
 // float16 or bfloat16, then the key padding mask (batch, Lk) bool (True = attend) when has_mask; one
-// output shaped and typed like q. Fields and their rules: MultiheadAttentionFields.h.
+// output shaped and typed like q. Its rules, fields included: ops/attention_contract.h.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -13,16 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "common/plugin_specs.h"
+#include "ops/attention_contract.h"
 #include "tensorrt/common/PluginBase.h"
-#include "tensorrt/attention/MultiheadAttentionFields.h"
 
 namespace fusionrt::trt {
 
 class MultiheadAttentionPlugin final : public PluginV3Base<MultiheadAttentionPlugin> {
  public:
-  using Spec = specs::MultiheadAttention;
-  static std::array<FieldSpec, 2> const& fieldSpecs() { return multihead_attention_field_specs(); }
+  using Spec = MultiheadAttentionContract;
   static MultiheadAttentionConfig parseFields(RawField const* fields, int32_t count) { return parse_multihead_attention_fields(fields, count); }
 
   MultiheadAttentionPlugin(std::string const& layerName, MultiheadAttentionConfig const& config);

@@ -11,7 +11,7 @@ using nvinfer1::PluginFieldType;
 constexpr bool sameCode(FieldType ours, PluginFieldType theirs) {
   return static_cast<int32_t>(ours) == static_cast<int32_t>(theirs);
 }
-// Fields convert between FieldType and PluginFieldType with a cast (PluginFields.h).
+// Fields convert between FieldType and PluginFieldType with a cast (ops/op_fields.h).
 static_assert(sameCode(FieldType::kFloat16, PluginFieldType::kFLOAT16) &&
                   sameCode(FieldType::kFloat32, PluginFieldType::kFLOAT32) &&
                   sameCode(FieldType::kFloat64, PluginFieldType::kFLOAT64) &&

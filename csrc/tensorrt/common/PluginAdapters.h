@@ -1,6 +1,6 @@
 // What every fusionrt IPluginV3 adapter shares: conversions between TensorRT's plugin types and the
-// TensorRT-free ones of PluginFields.h and kernels/numeric.h, and the field collections a creator
-// declares and a plugin serialises.
+// TensorRT-free ones of the op contracts (ops/op_fields.h, ops/shape_rule.h) and kernels/numeric.h,
+// and the field collections a creator declares and a plugin serialises.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "kernels/numeric.h"
-#include "tensorrt/common/PluginFields.h"
+#include "ops/op_fields.h"
+#include "ops/shape_rule.h"
 
 namespace fusionrt::trt {
 
@@ -45,6 +46,24 @@ std::vector<std::vector<int64_t>> shapesOf(Tensor const* tensors, int32_t count)
   std::vector<std::vector<int64_t>> shapes;
   for (int32_t i = 0; i < count; ++i) shapes.push_back(sizesOf(tensors[i]));
   return shapes;
+}
+
+// An op contract's output shape rule (ops/shape_rule.h) as TensorRT dimension expressions over the
+// node's `inputs`, of which the first `nbDataInputs` are the contract's data inputs.
+template <size_t N>
+nvinfer1::DimsExprs outputDimsOf(std::array<OutputDim, N> const& rule, nvinfer1::DimsExprs const* inputs,
+                                 int32_t nbDataInputs, nvinfer1::IExprBuilder& exprBuilder) {
+  static_assert(N <= static_cast<size_t>(nvinfer1::Dims::MAX_DIMS), "more output dims than TensorRT allows");
+  nvinfer1::DimsExprs dims;
+  dims.nbDims = static_cast<int32_t>(N);
+  for (size_t i = 0; i < N; ++i) {
+    dims.d[i] = evaluate_output_dim(
+        rule[i], nbDataInputs, [&](int32_t input, int32_t axis) { return inputs[input].d[axis]; },
+        [&](nvinfer1::IDimensionExpr const* a, nvinfer1::IDimensionExpr const* b) {
+          return exprBuilder.operation(nvinfer1::DimensionOperation::kSUM, *a, *b);
+        });
+  }
+  return dims;
 }
 
 // Throws std::invalid_argument unless TensorRT asks about exactly `expected` outputs / inputs.

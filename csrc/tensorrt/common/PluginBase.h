@@ -1,10 +1,9 @@
 // The parts of a fusionrt IPluginV3 and its creator that do not depend on the op: capability
-// interfaces, identity (from specs::*), clone / attachToContext, field declaration and parsing. A
-// plugin derives from PluginV3Base<itself> and provides
+// interfaces, identity (from the op's contract, ops/*_contract.h), clone / attachToContext, field
+// declaration and parsing. A plugin derives from PluginV3Base<itself> and provides
 //
-//   using Spec = specs::Foo;                                  // name, version
-//   static std::array<FieldSpec, N> const& fieldSpecs();      // what the creator declares
-//   static FooConfig parseFields(RawField const*, int32_t);   // the TRT-free parser
+//   using Spec = FooContract;                                 // kName, kVersion, kFields
+//   static FooConfig parseFields(RawField const*, int32_t);   // the contract's parser
 //   Foo(std::string const& layerName, FooConfig const&);
 //   void checkInputShapes(std::vector<std::vector<int64_t>> const&) const;  // throws on a mismatch
 //
@@ -17,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "common/plugin_specs.h"
 #include "tensorrt/common/PluginAdapters.h"
 #include "tensorrt/logging.h"
 
@@ -54,7 +52,7 @@ class PluginV3Base : public nvinfer1::IPluginV3,
   // IPluginV3OneCore
   char const* getPluginName() const noexcept override { return Derived::Spec::kName; }
   char const* getPluginVersion() const noexcept override { return Derived::Spec::kVersion; }
-  char const* getPluginNamespace() const noexcept override { return specs::kPluginNamespace; }
+  char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
 
   // IPluginV3OneBuild: every fusionrt op has one output.
   int32_t getNbOutputs() const noexcept override { return 1; }
@@ -103,14 +101,14 @@ class PluginV3Base : public nvinfer1::IPluginV3,
 template <typename Plugin>
 class PluginCreatorV3 final : public nvinfer1::IPluginCreatorV3One {
  public:
-  PluginCreatorV3() : mFieldNames(Plugin::fieldSpecs()) {}
+  PluginCreatorV3() : mFieldNames(Plugin::Spec::kFields) {}
   PluginCreatorV3(PluginCreatorV3 const&) = delete;
   PluginCreatorV3& operator=(PluginCreatorV3 const&) = delete;
   ~PluginCreatorV3() override = default;
 
   char const* getPluginName() const noexcept override { return Plugin::Spec::kName; }
   char const* getPluginVersion() const noexcept override { return Plugin::Spec::kVersion; }
-  char const* getPluginNamespace() const noexcept override { return specs::kPluginNamespace; }
+  char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
   nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return mFieldNames.collection(); }
 
   nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,

@@ -3,7 +3,6 @@
 #include <optional>
 #include <stdexcept>
 
-#include "common/plugin_specs.h"
 #include "kernels/concat_layernorm.h"
 #include "tensorrt/common/PluginAdapters.h"
 #include "tensorrt/logging.h"
@@ -51,13 +50,7 @@ int32_t ConcatLayerNormPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs
     // Sizes known at build time are checked now; the rest in onShapeChange.
     expectOutputs(nbOutputs, 1);
     checkInputShapes(shapesOf(inputs, nbInputs));
-    nvinfer1::IDimensionExpr const* width = inputs[0].d[1];
-    for (int32_t i = 1; i < mConfig.num_inputs; ++i) {
-      width = exprBuilder.operation(nvinfer1::DimensionOperation::kSUM, *width, *inputs[i].d[1]);
-    }
-    outputs[0].nbDims = 2;
-    outputs[0].d[0] = inputs[0].d[0];
-    outputs[0].d[1] = width;
+    outputs[0] = outputDimsOf(Spec::kOutputShape, inputs, mConfig.num_inputs, exprBuilder);
     return 0;
   } catch (std::exception const& e) {
     logException(logName(), "getOutputShapes", e);

@@ -3,7 +3,7 @@
 // formats, and launches the kernel; the arithmetic lives in the kernel only.
 //
 // Node: inputs x_0 .. x_{n-1} (batch, d_i), then weight and bias (sum d_i,) when has_weight /
-// has_bias; one output (batch, sum d_i). Fields and their rules: ConcatLayerNormFields.h.
+// has_bias; one output (batch, sum d_i). Its rules, fields included: ops/concat_layernorm_contract.h.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -12,16 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "common/plugin_specs.h"
+#include "ops/concat_layernorm_contract.h"
 #include "tensorrt/common/PluginBase.h"
-#include "tensorrt/concat_layernorm/ConcatLayerNormFields.h"
 
 namespace fusionrt::trt {
 
 class ConcatLayerNormPlugin final : public PluginV3Base<ConcatLayerNormPlugin> {
  public:
-  using Spec = specs::ConcatLayerNorm;
-  static std::array<FieldSpec, 4> const& fieldSpecs() { return concat_layernorm_field_specs(); }
+  using Spec = ConcatLayerNormContract;
   static ConcatLayerNormConfig parseFields(RawField const* fields, int32_t count) { return parse_concat_layernorm_fields(fields, count); }
 
   ConcatLayerNormPlugin(std::string const& layerName, ConcatLayerNormConfig const& config);

@@ -1,6 +1,7 @@
-// What every fusionrt plugin's field parsing and shape rules share, free of TensorRT types so that
-// the rules are compiled into fusionrt._C and unit-tested on machines without TensorRT. Plugins
-// convert nvinfer1::PluginField / Dims into these types and back (PluginAdapters.h).
+// The vocabulary in which every op contract states its attributes: fields as TensorRT plugins
+// declare, receive and serialise them (nvinfer1::PluginField, without TensorRT types), and the
+// parsing every plugin creator and fusionrt._C share. tensorrt/common/PluginAdapters.h converts
+// these to and from TensorRT's types.
 #pragma once
 
 #include <array>
@@ -10,7 +11,10 @@
 #include <string>
 #include <vector>
 
-namespace fusionrt::trt {
+namespace fusionrt {
+
+// The TensorRT plugin namespace and ONNX custom-op domain of every fusionrt op.
+inline constexpr char kPluginNamespace[] = "fusionrt";
 
 // Same numbering as nvinfer1::PluginFieldType (PluginAdapters.cpp asserts it), so a plugin field's
 // type converts with a cast.
@@ -30,6 +34,7 @@ enum class FieldType : int32_t {
   kInt4 = 12,
 };
 
+// numpy's spelling ("float32", "int32", ...); how messages and fusionrt._C name field types.
 const char* field_type_name(FieldType type);
 
 // One plugin field as TensorRT hands it over: `length` elements of `type` at `data`.
@@ -40,7 +45,7 @@ struct RawField {
   int32_t length;
 };
 
-// A field a creator declares (getFieldNames) and its parser expects.
+// An attribute of an op: a field its plugin creator declares (getFieldNames) and its parser expects.
 struct FieldSpec {
   const char* name;
   FieldType type;
@@ -54,6 +59,12 @@ std::string quoted(const char* name);
 // `plugin`, given twice or missing.
 std::vector<const RawField*> match_fields(const RawField* fields, int32_t count, const FieldSpec* specs,
                                           size_t nb_specs, const char* plugin);
+
+// match_fields for an op contract: the fields `Contract::kFields` names, in that order.
+template <typename Contract>
+std::vector<const RawField*> match_contract_fields(const RawField* fields, int32_t count) {
+  return match_fields(fields, count, Contract::kFields.data(), Contract::kFields.size(), Contract::kName);
+}
 
 // Throws std::invalid_argument unless `field` is a single value of type `expected` with data.
 void expect_scalar(const RawField& field, FieldType expected);
@@ -79,14 +90,4 @@ std::array<RawField, N> raw_fields(const std::array<FieldSpec, N>& specs, const 
   return fields;
 }
 
-// A dimension TensorRT does not know yet (dynamic at build time), as in nvinfer1::Dims.
-inline constexpr int64_t kUnknownDim = -1;
-
-// "(2, ?, 3)": a shape in messages, `?` for kUnknownDim.
-std::string shape_string(const std::vector<int64_t>& shape);
-
-// Folds `size` into `agreed` (kUnknownDim until some input knows it); throws std::invalid_argument
-// "<what> is <size>, expected <agreed> (<expected_from>)" when two known sizes differ.
-void agree(int64_t& agreed, int64_t size, const std::string& what, const std::string& expected_from);
-
-}  // namespace fusionrt::trt
+}  // namespace fusionrt
