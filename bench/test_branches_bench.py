@@ -4,8 +4,8 @@ Per strategy and batch, one row per execution mode (sequential, parallel, branch
 branch run alone on all cores; the goal is the best mode's p50 close to the slower branch's, and never
 above sequential. Random weights (latency does not depend on them). Read it as
 ``pytest bench/test_branches_bench.py --benchmark-only --benchmark-group-by=group
---benchmark-columns=min,median,iqr``; ``fusionrt.execution.choose_execution`` takes the same
-measurements interleaved and records the winner for ``execution="auto"``.
+--benchmark-columns=min,median,iqr``; ``fusionrt.backends.onnxruntime.execution.choose_execution``
+takes the same measurements interleaved and records the winner for ``execution="auto"``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from tests.tiny_bundles import export_random_bundle, random_feeds
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
-from fusionrt.backends.onnxruntime import physical_cores, session_options  # noqa: E402
-from fusionrt.branches import split_bundle  # noqa: E402
+from fusionrt.backends.onnxruntime.backend import physical_cores, session_options  # noqa: E402
+from fusionrt.backends.onnxruntime.branches import split_bundle  # noqa: E402
 
 TEXT_LENGTH = 64
 MODES = ["sequential", "parallel", "branches"]

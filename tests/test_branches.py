@@ -1,4 +1,4 @@
-"""Concurrent branches: graph splitting (fusionrt.branches) and the ONNX Runtime execution modes."""
+"""Concurrent branches: graph splitting (fusionrt.backends.onnxruntime.branches) and the ONNX Runtime execution modes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 import fusionrt  # noqa: E402
-from fusionrt.branches import NotSplittableError, split_bundle, split_graph  # noqa: E402
-from fusionrt.execution import (  # noqa: E402
+from fusionrt.backends.onnxruntime.branches import NotSplittableError, split_bundle, split_graph  # noqa: E402
+from fusionrt.backends.onnxruntime.execution import (  # noqa: E402
     CALIBRATION_FILE,
     SETTLE_CALLS,
     TIMED_CALLS,

@@ -1,4 +1,4 @@
-"""fusionrt.engine_builder's TensorRT-free rules: which graph and builder flags a precision needs on
+"""fusionrt.backends.tensorrt.engine_builder's TensorRT-free rules: which graph and builder flags a precision needs on
 TensorRT 10 and 11, and the optimisation profile from the manifest. Building itself is tested in
 test_tensorrt.py (needs TensorRT and a GPU)."""
 
@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 
 from fusionrt.bundle import BundleError, ImageSpec, Manifest, OutputSpec, TensorSpec, TextSpec, Variant
-from fusionrt.engine_builder import BuildPlan, build_engine, plan_build, profile_shapes, release_version, trt_major
+from fusionrt.backends.tensorrt.engine_builder import BuildPlan, build_engine, plan_build, profile_shapes, release_version, trt_major
 
 INPUTS = {
     "input_ids": TensorSpec("int64", ["batch", 16]),

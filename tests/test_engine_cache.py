@@ -1,4 +1,4 @@
-"""fusionrt.engine_cache: engine keys, file names, lookup, staleness and sidecar validation (pure Python)."""
+"""fusionrt.backends.tensorrt.engine_cache: engine keys, file names, lookup, staleness and sidecar validation (pure Python)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from fusionrt.engine_cache import ENGINES_DIR, EngineCache, EngineCacheError, EngineKey, gpu_slug
+from fusionrt.backends.tensorrt.engine_cache import ENGINES_DIR, EngineCache, EngineCacheError, EngineKey, gpu_slug
 
 HASH_A = "3f2a9c1d" + "a" * 56
 HASH_B = "77aa00ff" + "b" * 56

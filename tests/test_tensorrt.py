@@ -260,7 +260,7 @@ def late_bundle(tmp_path_factory):
 def test_bundle_engine_matches_onnxruntime(runtime, late_bundle, precision, atol, cuda_graphs, rng):
     ort = pytest.importorskip("onnxruntime")
     from fusionrt.bundle import read_manifest
-    from fusionrt.engine_builder import build_engine
+    from fusionrt.backends.tensorrt.engine_builder import build_engine
 
     manifest = read_manifest(late_bundle)
     path = build_engine(late_bundle, precision=precision, max_batch=4)
@@ -281,7 +281,7 @@ def test_bundle_engine_matches_onnxruntime(runtime, late_bundle, precision, atol
 def test_runner_accepts_device_tensors_and_reports_bad_feeds(runtime, late_bundle, rng):
     torch = pytest.importorskip("torch")
     from fusionrt.bundle import read_manifest
-    from fusionrt.engine_builder import build_engine
+    from fusionrt.backends.tensorrt.engine_builder import build_engine
 
     manifest = read_manifest(late_bundle)
     runner = runtime(build_engine(late_bundle, max_batch=4), device=0)
@@ -314,7 +314,7 @@ def test_corrupt_engine_raises_with_tensorrt_message(runtime, tmp_path):
 def test_session_on_tensorrt_matches_onnxruntime(runtime, late_bundle, precision, atol, rng):
     pytest.importorskip("onnxruntime")
     torch = pytest.importorskip("torch")
-    from fusionrt.backends import tensorrt as tensorrt_backend
+    from fusionrt.backends.tensorrt import backend as tensorrt_backend
 
     reference = fusionrt.load(late_bundle, backend="onnxruntime")
     session = fusionrt.load(late_bundle, backend="tensorrt", precision=precision)

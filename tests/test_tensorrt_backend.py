@@ -9,6 +9,7 @@ import pytest
 
 import fusionrt
 from fusionrt.backends import tensorrt as backend
+from fusionrt.backends.tensorrt.backend import TensorRTBackend, device_index
 from fusionrt.bundle import TensorSpec
 from fusionrt.feeds import FeedChecker
 
@@ -42,25 +43,25 @@ def test_missing_tensorrt_package_names_the_extra(built_with_tensorrt):
 
 @pytest.mark.parametrize(("device", "index"), [("cuda", 0), ("cuda:0", 0), ("cuda:3", 3)])
 def test_device_index(device, index):
-    assert backend.device_index(device) == index
+    assert device_index(device) == index
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda:x", "gpu:0", "cuda:-1"])
 def test_device_index_rejects_other_devices(device):
     with pytest.raises(ValueError, match=f"device '{device}' is not supported by the tensorrt backend"):
-        backend.device_index(device)
+        device_index(device)
 
 
 def test_dtype_equals_numpy_and_torch_spellings():
     torch = pytest.importorskip("torch")
-    dtype = backend.TensorRTBackend.dtype("float32")
+    dtype = TensorRTBackend.dtype("float32")
     assert np.dtype("float32") == dtype and torch.float32 == dtype
     assert np.dtype("float16") != dtype and torch.int64 != dtype and torch.float64 != dtype
 
 
 def test_feed_check_accepts_numpy_and_torch_feeds():
     torch = pytest.importorskip("torch")
-    checker = FeedChecker({"image": TensorSpec("float32", ["batch", 3])}, backend.TensorRTBackend.dtype)
+    checker = FeedChecker({"image": TensorSpec("float32", ["batch", 3])}, TensorRTBackend.dtype)
     assert checker.batch_of({"image": np.zeros((2, 3), np.float32)}) == 2
     assert checker.batch_of({"image": torch.zeros(4, 3)}) == 4
     with pytest.raises(TypeError, match="feed 'image' is float64, expected float32"):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionrt.atomic import atomic_directory
-from fusionrt.execution import DEPLOY_MARGIN
+from fusionrt.backends.onnxruntime.execution import DEPLOY_MARGIN
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"

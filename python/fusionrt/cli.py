@@ -135,8 +135,8 @@ def add_build_command(commands: argparse._SubParsersAction) -> None:
 
 def build(args: argparse.Namespace) -> int:
     """Builds (or finds) the engine and prints its path and key as JSON."""
-    from .engine_builder import build_engine
-    from .engine_cache import EngineCache
+    from .backends.tensorrt.engine_builder import build_engine
+    from .backends.tensorrt.engine_cache import EngineCache
 
     workspace = None if args.workspace_mib is None else args.workspace_mib << 20
     path = build_engine(args.bundle, precision=args.precision, max_batch=args.max_batch, opt_batch=args.opt_batch,

@@ -1,4 +1,5 @@
-"""Validation of graph feeds against the manifest's input :class:`~fusionrt.bundle.TensorSpec` s.
+"""Graph feeds: checking them against the manifest's input :class:`~fusionrt.bundle.TensorSpec` s, and
+random ones that fit them (calibration, benchmarks, tests).
 
 Runs on every :meth:`Session.run <fusionrt.session.Session.run>` call, so the specs are compiled once
 into plain tuples and the per-call work is a few comparisons per feed. It accepts anything with
@@ -19,10 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import TensorSpec
-
-# Inputs a caller may leave out, and the value they take: every modality present.
-DEFAULTS = {"presence": True}
+from .bundle import Manifest, TensorSpec
+from .graph_io import ATTENTION_MASK, INPUT_IDS, OPTIONAL_INPUTS
 
 
 def dtype_name(value: Any) -> str:
@@ -45,7 +44,7 @@ class FeedChecker:
     def __init__(self, inputs: Mapping[str, TensorSpec], native_dtype: Callable[[str], Any] = np.dtype) -> None:
         """``native_dtype`` maps a numpy dtype name to the dtype objects the feeds will carry."""
         self.expected = tuple(inputs)
-        self.required = frozenset(name for name in inputs if name not in DEFAULTS)
+        self.required = frozenset(name for name in inputs if name not in OPTIONAL_INPUTS)
         self._all = frozenset(inputs)
         # Per input: name, dtype name, native dtype, dims, (index, symbol) and (index, size) pairs, so a
         # call loops over the few dims that need a check instead of testing each dim's kind.
@@ -103,7 +102,35 @@ class FeedChecker:
     def defaults(self, given: Iterable[str], batch: int) -> dict[str, np.ndarray]:
         """Numpy values for the optional inputs not in ``given`` (``presence`` → all True)."""
         return {
-            name: np.full((batch, *dims[1:]), DEFAULTS[name], dtype=dtype)
+            name: np.full((batch, *dims[1:]), OPTIONAL_INPUTS[name], dtype=dtype)
             for name, dtype, _, dims, _, _ in self._specs
-            if name in DEFAULTS and name not in given
+            if name in OPTIONAL_INPUTS and name not in given
         }
+
+
+def random_feeds(
+    manifest: Manifest, batch: int, rng: np.random.Generator | int = 0, presence_probability: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Random graph feeds of ``batch`` samples in the manifest's input specs.
+
+    Token ids stay below 1000 (inside any real vocabulary) and every token is real (mask all ones); each
+    modality is present with ``presence_probability`` (1: every modality present).
+
+    Example:
+        >>> feeds = random_feeds(manifest, batch=2, rng=0)  # doctest: +SKIP
+        >>> FeedChecker(manifest.inputs).batch_of(feeds)  # doctest: +SKIP
+        2
+    """
+    rng = np.random.default_rng(rng)
+    feeds = {}
+    for name, spec in manifest.inputs.items():
+        shape = tuple(batch if isinstance(d, str) else d for d in spec.shape)
+        if spec.dtype == "bool":
+            feeds[name] = rng.random(shape) < presence_probability
+        elif name == INPUT_IDS:
+            feeds[name] = rng.integers(0, 1000, shape).astype(spec.dtype)
+        elif name == ATTENTION_MASK:
+            feeds[name] = np.ones(shape, spec.dtype)
+        else:
+            feeds[name] = rng.standard_normal(shape).astype(spec.dtype)
+    return feeds

@@ -23,19 +23,26 @@ from typing import Any
 import numpy as np
 
 from . import backends
-from .bundle import PRECISIONS, Manifest, read_manifest
+from .backends import RunOptions
+from .bundle import Manifest, read_manifest
 from .feeds import FeedChecker
+from .graph_io import (
+    ATTENTION_MASK, IMAGE, INPUT_IDS, LOGITS, PIXELS, PRESENCE, SCORE, TEXT, output_name,
+)
 from .preprocessing import ImageLike, TextTokenizer, preprocess_images
 
 log = logging.getLogger("fusionrt")
 
 BACKENDS = ("auto", *backends.NAMES)
+#: The graph outputs a :class:`Prediction` carries, each in the field of its name.
+PREDICTION_OUTPUTS = (output_name(SCORE), output_name(SCORE, TEXT), output_name(SCORE, IMAGE), output_name(LOGITS))
 
 
 @dataclass(frozen=True)
 class Prediction:
     """One sample's prediction: ``score`` in the manifest's range, ``sentiment`` ("positive" when
-    score >= 0, as CMU-MOSI's Has0 binary accuracy), and the branch scores / logits the model outputs."""
+    score >= 0, as CMU-MOSI's Has0 binary accuracy), and the branch scores / logits the model outputs
+    (each field is named after its graph output, :data:`PREDICTION_OUTPUTS`)."""
 
     score: float
     sentiment: str
@@ -132,10 +139,10 @@ class Session:
         texts, images, single = _as_batch(text, image)
         ids, mask, text_present = self._tokenizer(texts)
         pixels, image_present = preprocess_images(images, self.manifest.image)
-        feeds = {"input_ids": ids, "attention_mask": mask, "image": pixels}
-        presence = np.stack([text_present, image_present], axis=1)
-        if "presence" in self.manifest.inputs:
-            feeds["presence"] = presence
+        feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXELS: pixels}
+        presence = np.stack([text_present, image_present], axis=1)  # in graph_io.MODALITIES order
+        if PRESENCE in self.manifest.inputs:
+            feeds[PRESENCE] = presence
         elif not presence.all():
             raise ValueError(f"model {self.manifest.model_name!r} has no presence input; give every sample both text and image")
         predictions = _predictions(self.run(feeds))
@@ -167,17 +174,14 @@ def _as_batch(text: Any, image: Any) -> tuple[list[Any], list[Any], bool]:
 
 def _predictions(out: dict[str, np.ndarray]) -> list[Prediction]:
     """One Prediction per sample from the graph outputs."""
-    columns = {name: out[name].astype(np.float64).tolist() for name in ("score", "score_text", "score_image") if name in out}
-    logits = out["logits"].astype(np.float64).tolist() if "logits" in out else None
+    columns = {name: out[name].astype(np.float64).tolist() for name in PREDICTION_OUTPUTS if name in out}
+    scores = columns[output_name(SCORE)]
     return [
         Prediction(
-            score=score,
             sentiment="positive" if score >= 0 else "negative",
-            score_text=columns["score_text"][i] if "score_text" in columns else None,
-            score_image=columns["score_image"][i] if "score_image" in columns else None,
-            logits=logits[i] if logits is not None else None,
+            **{name: column[i] for name, column in columns.items()},
         )
-        for i, score in enumerate(columns["score"])
+        for i, score in enumerate(scores)
     ]
 
 
@@ -201,8 +205,11 @@ def load(
         threads: ONNX Runtime intra-op threads; None means the physical cores this process may use.
         execution: how ONNX Runtime runs late / intermediate fusion's two branches: "sequential",
             "parallel" (ORT_PARALLEL), "branches" (two branch sessions on two threads), or "auto" (the
-            mode :func:`fusionrt.execution.choose_execution` recorded for this bundle and host, else
-            sequential). Other backends take only "auto" / "sequential".
+            mode :func:`~fusionrt.backends.onnxruntime.execution.choose_execution` recorded for this
+            bundle and host, else sequential). Other backends take only "auto" / "sequential".
+
+    The settings become one :class:`~fusionrt.backends.options.RunOptions`, validated before the
+    bundle is read.
 
     Raises:
         BundleError: the bundle is missing, incomplete, tampered with or from a newer fusionrt.
@@ -215,15 +222,12 @@ def load(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}, expected one of {list(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}, expected one of {list(PRECISIONS)}")
+    options = RunOptions(device=device, precision=precision, threads=threads, execution=execution)
     root = Path(path)
     manifest = read_manifest(root)
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
     if backend == "auto":
-        backend, why = backends.choose(manifest, device)
+        backend, why = backends.choose(manifest, options)
         log.info("fusionrt: backend auto chose %s for %s (%s)", backend, root, why)
-    device = device or backends.default_device(backend)
-    opened = backends.open_backend(backend, root, manifest, device, precision, threads, execution)
-    return Session(root, manifest, opened, precision)
+    return Session(root, manifest, backends.open_backend(backend, root, manifest, options), precision)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from fusionrt.graph_io import SCORE, output_name
 from training.metrics import mosi_metrics
 
 from .errors import ExportError
@@ -50,7 +51,7 @@ def evaluate_variants(
         feeds = batch_feeds(batch, text_length, image_size)
         labels.append(np.asarray(batch["label"], dtype=np.float64))
         for name, session in sessions.items():
-            (score,) = session.run(["score"], feeds)
+            (score,) = session.run([output_name(SCORE)], feeds)
             scores[name].append(score.astype(np.float64))
     if not labels:
         raise ValueError("evaluation yielded no batches")

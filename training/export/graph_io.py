@@ -1,7 +1,9 @@
-"""Names, dtypes and shapes of the exported graph's inputs and outputs, and batches -> ONNX Runtime feeds.
+"""The exported graph's I/O in the manifest, and batches -> ONNX Runtime feeds.
 
-The graph always takes all four inputs (a missing modality is a ``presence`` of False, never an absent
-input), so one engine serves every request; the text length is fixed at export (the Session pads to it).
+The names, dtypes and shapes are the deployment package's contract (:mod:`fusionrt.graph_io`); this
+module describes one forward pass's outputs in it and turns collator batches into graph feeds. The
+graph always takes all four inputs, so one engine serves every request; the text length is fixed at
+export (the Session pads to it).
 """
 
 from __future__ import annotations
@@ -13,34 +15,26 @@ import numpy as np
 import torch
 
 from fusionrt.bundle import TensorSpec
-
-INPUT_NAMES = ("input_ids", "attention_mask", "image", "presence")
-
-
-def input_specs(text_length: int, image_size: int) -> dict[str, TensorSpec]:
-    """The manifest's ``inputs``: dtype, shape (``"batch"`` is the dynamic axis) and meaning of each input."""
-    return {
-        "input_ids": TensorSpec("int64", ["batch", text_length], "token ids from tokenizer.json, padded to max_length"),
-        "attention_mask": TensorSpec("int64", ["batch", text_length], "1 for real tokens, 0 for padding"),
-        "image": TensorSpec(
-            "float32", ["batch", 3, image_size, image_size], "RGB, scaled to [0, 1], normalised with image.mean/std"
-        ),
-        "presence": TensorSpec("bool", ["batch", 2], "(text, image) present; False replaces it by a learned placeholder"),
-    }
+from fusionrt.graph_io import (
+    ATTENTION_MASK,
+    BATCH,
+    IMAGE,
+    INPUT_IDS,
+    INPUT_NAMES,
+    MODALITIES,
+    PIXELS,
+    PRESENCE,
+    TEXT,
+    output_role,
+)
 
 
 def output_specs(outputs: Mapping[str, torch.Tensor]) -> dict[str, TensorSpec]:
     """The manifest's ``outputs``, from one forward pass's output dict (in graph order)."""
-    specs = {}
-    for name, value in outputs.items():
-        branch = name.partition("_")[2]
-        what = "sentiment score in output.score_range" if name.startswith("score") else "class logits"
-        specs[name] = TensorSpec(
-            str(value.detach().numpy().dtype),
-            ["batch", *value.shape[1:]],
-            f"{what}{f' of the {branch} branch alone' if branch else ''}",
-        )
-    return specs
+    return {
+        name: TensorSpec(str(value.detach().numpy().dtype), [BATCH, *value.shape[1:]], output_role(name).description)
+        for name, value in outputs.items()
+    }
 
 
 def batch_feeds(batch: Mapping[str, Any], text_length: int, image_size: int) -> dict[str, np.ndarray]:
@@ -51,27 +45,28 @@ def batch_feeds(batch: Mapping[str, Any], text_length: int, image_size: int) -> 
     Raises:
         ValueError: the batch's text length differs from the graph's, or it has neither modality.
     """
-    presence = _numpy(batch["presence"]).astype(bool)
+    presence = _numpy(batch[PRESENCE]).astype(bool)
     size = presence.shape[0]
-    feeds = {"presence": presence.copy()}
-    if "input_ids" in batch:
-        ids = _numpy(batch["input_ids"]).astype(np.int64)
+    feeds = {PRESENCE: presence.copy()}
+    text_column, image_column = (MODALITIES.index(m) for m in (TEXT, IMAGE))
+    if INPUT_IDS in batch:
+        ids = _numpy(batch[INPUT_IDS]).astype(np.int64)
         if ids.shape[1] != text_length:
             raise ValueError(
                 f"batch has input_ids of length {ids.shape[1]}, expected {text_length} (the exported text length): "
                 f"collate with max_length={text_length}"
             )
-        feeds["input_ids"] = ids
-        feeds["attention_mask"] = _numpy(batch["attention_mask"]).astype(np.int64)
+        feeds[INPUT_IDS] = ids
+        feeds[ATTENTION_MASK] = _numpy(batch[ATTENTION_MASK]).astype(np.int64)
     else:
-        feeds["input_ids"] = np.zeros((size, text_length), np.int64)
-        feeds["attention_mask"] = np.ones((size, text_length), np.int64)
-        feeds["presence"][:, 0] = False
-    if "image" in batch:
-        feeds["image"] = _numpy(batch["image"]).astype(np.float32)
+        feeds[INPUT_IDS] = np.zeros((size, text_length), np.int64)
+        feeds[ATTENTION_MASK] = np.ones((size, text_length), np.int64)
+        feeds[PRESENCE][:, text_column] = False
+    if PIXELS in batch:
+        feeds[PIXELS] = _numpy(batch[PIXELS]).astype(np.float32)
     else:
-        feeds["image"] = np.zeros((size, 3, image_size, image_size), np.float32)
-        feeds["presence"][:, 1] = False
+        feeds[PIXELS] = np.zeros((size, 3, image_size, image_size), np.float32)
+        feeds[PRESENCE][:, image_column] = False
     return {name: feeds[name] for name in INPUT_NAMES}
 
 

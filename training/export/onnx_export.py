@@ -18,10 +18,10 @@ import onnx
 import torch
 
 import fusionrt.ops  # noqa: F401  registers torch.ops.fusionrt.*, which the models call
+from fusionrt.graph_io import INPUT_NAMES
 from fusionrt.onnx_ops import OPSET, translation_table
 
 from .errors import ExportError
-from .graph_io import INPUT_NAMES
 
 #: Largest |torch - ONNX Runtime| allowed on any fp32 output element.
 PARITY_ATOL = 1e-4

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fusionrt.graph_io import LOGITS, SCORE, output_name
+
 
 class PredictionHead(nn.Module):
     """Two-layer MLP producing ``(batch, 1 + num_classes)``: column 0 the score, the rest class logits.
@@ -28,9 +30,10 @@ class PredictionHead(nn.Module):
         return self.net(features)
 
 
-def split_prediction(prediction: torch.Tensor, num_classes: int, suffix: str = "") -> dict[str, torch.Tensor]:
-    """``(batch, 1 + num_classes)`` -> ``{"score<suffix>": (batch,), "logits<suffix>": (batch, num_classes)}``."""
-    out = {f"score{suffix}": prediction[:, 0]}
+def split_prediction(prediction: torch.Tensor, num_classes: int, branch: str | None = None) -> dict[str, torch.Tensor]:
+    """``(batch, 1 + num_classes)`` -> the graph outputs of ``branch`` (None: the fused prediction), named
+    by the I/O contract: ``{"score": (batch,), "logits": (batch, num_classes)}``, ``{"score_text": ...}``."""
+    out = {output_name(SCORE, branch): prediction[:, 0]}
     if num_classes:
-        out[f"logits{suffix}"] = prediction[:, 1:]
+        out[output_name(LOGITS, branch)] = prediction[:, 1:]
     return out

@@ -11,9 +11,9 @@ from .heads import split_prediction
 from .modality_dropout import ModalityDropout
 from .placeholder import ModalityPlaceholder
 from .stream import Stream
-from .strategies import STRATEGY_POINTS, build_fusion
-from .text_encoder import TextEncoder
-from .vision_encoder import VisionEncoder
+from .strategies import get_strategy
+from .text_encoder import TextEncoder, check_text_overrides
+from .vision_encoder import VisionEncoder, check_vision_overrides
 
 
 class FusionModel(nn.Module):
@@ -21,7 +21,8 @@ class FusionModel(nn.Module):
 
     ``forward(input_ids, attention_mask, image, presence=None)`` returns a dict with ``"score"``
     ``(batch,)``, ``"logits"`` ``(batch, num_classes)`` when ``num_classes > 0``, and for decision
-    fusion the branch predictions ``"score_text"`` / ``"score_image"`` (and ``"logits_*"``).
+    fusion the branch predictions ``"score_text"`` / ``"score_image"`` (and ``"logits_*"``), named by
+    the graph I/O contract (:mod:`fusionrt.graph_io`), which the exported graph keeps.
 
     Missing modalities: ``input_ids=None`` or ``image=None`` means absent for the whole batch (that
     backbone is not run); ``presence`` ``(batch, 2)`` bool (text, image) marks absent samples. An absent
@@ -42,14 +43,18 @@ class FusionModel(nn.Module):
     def __init__(self, config: FusionConfig) -> None:
         super().__init__()
         self.config = config
-        points = STRATEGY_POINTS[config.strategy]
+        strategy = get_strategy(config.strategy)
+        points = strategy.points
+        # Both backbones' overrides before either loads weights: a typo must not wait for a download.
+        check_text_overrides(config.text)
+        check_vision_overrides(config.vision)
         self.text_encoder = TextEncoder(config.text, points)
         self.vision_encoder = VisionEncoder(config.vision, points)
         text_widths, image_widths = self.text_encoder.widths, self.vision_encoder.widths
         self.text_placeholder = nn.ModuleDict({p: ModalityPlaceholder(w) for p, w in text_widths.items()})
         self.image_placeholder = nn.ModuleDict({p: ModalityPlaceholder(w) for p, w in image_widths.items()})
         self.modality_dropout = ModalityDropout(config.text_dropout, config.image_dropout)
-        self.fusion = build_fusion(config, text_widths, image_widths)
+        self.fusion = strategy.fusion(config, text_widths, image_widths)
 
     def forward(
         self,
@@ -74,8 +79,9 @@ class FusionModel(nn.Module):
         else:
             vision = self._fill(self.image_placeholder, self.vision_encoder(image), presence[:, 1])
         out = {}
-        for suffix, prediction in self.fusion(text, vision, presence).items():
-            out.update(split_prediction(prediction, self.config.num_classes, suffix))
+        # The fusion's predictions are keyed by branch (None: fused); the contract names their outputs.
+        for branch, prediction in self.fusion(text, vision, presence).items():
+            out.update(split_prediction(prediction, self.config.num_classes, branch))
         return out
 
     @property

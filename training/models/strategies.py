@@ -9,14 +9,21 @@ early          both tapped token streams after a joint stack of attention blocks
 hybrid         the late pooled vectors and the early path's two streams (four streams)
 decision       nothing: each backbone has its own head; the predictions are averaged / combined
 =============  ================================================================================
+
+:data:`STRATEGY_SPECS` holds that table as data (a :class:`Strategy` per name), and
+:func:`get_strategy` looks a ``FusionConfig.strategy`` up in it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from fusionrt.graph_io import IMAGE, TEXT
+from training.tables import lookup
 
 from .config import FusionConfig
 from .early_blocks import EarlyFusionEncoder
@@ -24,29 +31,21 @@ from .fusion_ops import build_operator
 from .heads import PredictionHead
 from .stream import Stream
 
-#: The backbone points each strategy reads (``"tap"``: an inner layer, ``"final"``: the pooled output).
-STRATEGY_POINTS: dict[str, tuple[str, ...]] = {
-    "late": ("final",),
-    "intermediate": ("tap",),
-    "early": ("tap",),
-    "hybrid": ("tap", "final"),
-    "decision": ("final",),
-}
-
 
 class FeatureFusion(nn.Module):
-    """late / intermediate / early / hybrid: streams -> operator -> one head."""
+    """late / intermediate / early / hybrid: streams -> operator -> one head.
+
+    The operator joins, in order, the (text, image) streams of each of the strategy's ``joined``
+    points, then the two streams of the early path when the strategy has one.
+    """
 
     def __init__(self, cfg: FusionConfig, text_widths: dict[str, int], image_widths: dict[str, int]) -> None:
         super().__init__()
-        self.strategy = cfg.strategy
-        widths = []
-        if cfg.strategy in ("late", "hybrid"):
-            widths += [text_widths["final"], image_widths["final"]]
-        if cfg.strategy == "intermediate":
-            widths += [text_widths["tap"], image_widths["tap"]]
+        strategy = get_strategy(cfg.strategy)
+        self.joined = strategy.joined
+        widths = [w[point] for point in self.joined for w in (text_widths, image_widths)]
         self.early = None
-        if cfg.strategy in ("early", "hybrid"):
+        if strategy.early:
             self.early = EarlyFusionEncoder(
                 text_widths["tap"], image_widths["tap"], cfg.hidden_size, cfg.fusion_layers, cfg.fusion_heads,
                 cfg.dropout,
@@ -58,14 +57,10 @@ class FeatureFusion(nn.Module):
     def forward(
         self, text: dict[str, Stream], image: dict[str, Stream], presence: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        streams = []
-        if self.strategy in ("late", "hybrid"):
-            streams += [text["final"], image["final"]]
-        if self.strategy == "intermediate":
-            streams += [text["tap"], image["tap"]]
+        streams = [s[point] for point in self.joined for s in (text, image)]
         if self.early is not None:
             streams += list(self.early(text["tap"], image["tap"]))
-        return {"": self.head(self.operator(streams))}
+        return {None: self.head(self.operator(streams))}
 
 
 class DecisionFusion(nn.Module):
@@ -106,11 +101,37 @@ class DecisionFusion(nn.Module):
         else:
             w = self.weights().to(y_text.dtype) * presence.to(y_text.dtype)
             y = (w[:, :1] * y_text + w[:, 1:] * y_image) / w.sum(dim=1, keepdim=True)
-        return {"": y, "_text": y_text, "_image": y_image}
+        return {None: y, TEXT: y_text, IMAGE: y_image}
 
 
-def build_fusion(cfg: FusionConfig, text_widths: dict[str, int], image_widths: dict[str, int]) -> nn.Module:
-    """The fusion part (everything after the backbones) of strategy ``cfg.strategy``."""
-    if cfg.strategy == "decision":
-        return DecisionFusion(cfg, text_widths, image_widths)
-    return FeatureFusion(cfg, text_widths, image_widths)
+@dataclass(frozen=True)
+class Strategy:
+    """What one fusion strategy reads from the backbones and which module joins it.
+
+    Attributes:
+        points: The backbone points the encoders produce (``"tap"``: an inner layer, ``"final"``:
+            the pooled output), in the order their placeholders are made.
+        fusion: The part after the backbones, built as ``fusion(cfg, text_widths, image_widths)``.
+        joined: Points whose (text, image) streams :class:`FeatureFusion`'s operator joins directly.
+        early: Whether the tapped token streams also go through the joint attention stack.
+    """
+
+    points: tuple[str, ...]
+    fusion: type[nn.Module]
+    joined: tuple[str, ...] = ()
+    early: bool = False
+
+
+#: Every fusion strategy by name (``FusionConfig.strategy``); the table of this module's docstring.
+STRATEGY_SPECS: dict[str, Strategy] = {
+    "late": Strategy(points=("final",), fusion=FeatureFusion, joined=("final",)),
+    "intermediate": Strategy(points=("tap",), fusion=FeatureFusion, joined=("tap",)),
+    "early": Strategy(points=("tap",), fusion=FeatureFusion, early=True),
+    "hybrid": Strategy(points=("tap", "final"), fusion=FeatureFusion, joined=("final",), early=True),
+    "decision": Strategy(points=("final",), fusion=DecisionFusion),
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The :class:`Strategy` called ``name``; an unknown name raises a ``ValueError`` listing the valid ones."""
+    return lookup(STRATEGY_SPECS, name, "fusion strategy")

@@ -1,128 +1,97 @@
 """Backends: what runs a bundle's graph for a :class:`~fusionrt.session.Session`.
 
-Each backend module holds one class with the same small surface (:class:`Backend`); this module
-says which backends can run here (without importing their frameworks where a module lookup
-suffices) and picks one for ``backend="auto"``: TensorRT when it and a GPU are usable, else ONNX
-Runtime, else torch.
+:data:`BACKENDS` maps each backend's name to its :class:`~fusionrt.backends.base.BackendType`, in the
+order ``backend="auto"`` tries them: TensorRT when it and a GPU are usable, else ONNX Runtime, else
+torch. Each backend lives in its own place with all its parts and says itself whether it can run here:
+
+* :mod:`fusionrt.backends.tensorrt`: the C++ engine runtime, the engine builder and the engine cache,
+* :mod:`fusionrt.backends.onnxruntime`: sessions, execution modes and their calibration, branch splitting,
+* :mod:`fusionrt.backends.torch`: the ``torch.export`` program.
+
+How to run travels as one :class:`~fusionrt.backends.options.RunOptions`.
 
 Example:
     >>> from fusionrt import backends
-    >>> backends.choose(manifest, device="cpu")  # doctest: +SKIP
+    >>> list(backends.BACKENDS)
+    ['tensorrt', 'onnxruntime', 'torch']
+    >>> backends.choose(manifest, RunOptions(device="cpu"))  # doctest: +SKIP
     ('onnxruntime', 'tensorrt: TensorRT support is not built into this fusionrt ...')
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
 
 from ..bundle import Manifest
+from .base import Backend, BackendType
+from .onnxruntime import OnnxRuntimeType
+from .options import EXECUTIONS, RunOptions
+from .tensorrt import TensorRTType
+from .torch import TorchType
 
-NAMES = ("tensorrt", "onnxruntime", "torch")  # the order "auto" tries them in
+__all__ = [
+    "BACKENDS", "EXECUTIONS", "NAMES", "Backend", "BackendType", "RunOptions", "available", "backend_type",
+    "choose", "open_backend", "supports", "unavailable",
+]
 
-
-class Backend(Protocol):
-    """The surface a Session uses: native arrays in (``adopt``), numpy dict out (``run``)."""
-
-    name: str
-    device: str
-    output_names: tuple[str, ...]
-
-    def adopt(self, value: Any) -> Any:
-        """``value`` as this backend's native array, without a copy where it can."""
-
-    def dtype(self, name: str) -> Any:
-        """The dtype object native arrays carry for numpy dtype ``name`` ("float32", "bool")."""
-
-    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Runs the graph on adopted, validated feeds; thread-safe."""
+#: name -> backend type, in the order "auto" tries them.
+BACKENDS: dict[str, BackendType] = {kind.name: kind for kind in (TensorRTType(), OnnxRuntimeType(), TorchType())}
+NAMES = tuple(BACKENDS)
 
 
-def unavailable(name: str, manifest: Manifest, device: str) -> str | None:
-    """Why backend ``name`` cannot run ``manifest`` on ``device`` here, or None when it can."""
-    if name == "tensorrt":
-        from .tensorrt import unavailable_reason
-
-        return unavailable_reason()
-    if name == "onnxruntime":
-        if importlib.util.find_spec("onnxruntime") is None:
-            return "onnxruntime is not installed (pip install fusionrt[onnx])"
-        if device != "cpu":
-            from .onnxruntime import provider_for
-
-            try:
-                provider_for(device)
-            except ValueError as error:
-                return str(error)
-        return None
-    if name == "torch":
-        if importlib.util.find_spec("torch") is None:
-            return "torch is not installed (pip install fusionrt[train])"
-        if manifest.torch_program is None:
-            return "the bundle has no torch program (model.pt2)"
-        return None
-    raise ValueError(f"unknown backend {name!r}, expected 'auto' or one of {list(NAMES)}")
+def backend_type(name: str) -> BackendType:
+    """The table entry of backend ``name``; ValueError listing the backends for an unknown one."""
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}, expected 'auto' or one of {list(NAMES)}") from None
 
 
-def available(manifest: Manifest, device: str = "cpu") -> dict[str, str | None]:
+def supports(name: str, precision: str) -> bool:
+    """Whether backend ``name`` runs bundle variants of ``precision`` (torch: fp32 only)."""
+    return backend_type(name).precision_issue(precision) is None
+
+
+def unavailable(name: str, manifest: Manifest, options: RunOptions = RunOptions()) -> str | None:
+    """Why backend ``name`` cannot run ``manifest`` with ``options`` here, or None when it can.
+
+    ``options.device`` None means the backend's default device.
+    """
+    kind = backend_type(name)
+    return kind.unavailable(manifest, options.replace(device=kind.device(options)))
+
+
+def available(manifest: Manifest, options: RunOptions = RunOptions()) -> dict[str, str | None]:
     """``{backend: None if usable else why not}`` for every backend, in ``auto``'s order."""
-    return {name: unavailable(name, manifest, device) for name in NAMES}
+    return {name: unavailable(name, manifest, options) for name in BACKENDS}
 
 
-def choose(manifest: Manifest, device: str | None) -> tuple[str, str]:
+def choose(manifest: Manifest, options: RunOptions = RunOptions()) -> tuple[str, str]:
     """The backend ``auto`` picks and why (the reasons the ones before it were passed over)."""
     skipped = []
-    for name in NAMES:
-        reason = unavailable(name, manifest, device or default_device(name))
+    for name, reason in available(manifest, options).items():
         if reason is None:
             return name, "; ".join(skipped) or "first choice"
         skipped.append(f"{name}: {reason}")
     raise RuntimeError("no backend can run this bundle here: " + "; ".join(skipped))
 
 
-def open_backend(
-    name: str, root: Path, manifest: Manifest, device: str, precision: str, threads: int | None,
-    execution: str = "auto",
-) -> Backend:
+def open_backend(name: str, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
     """Opens backend ``name`` on the bundle at ``root`` (manifest validated, precision in its variants).
 
-    ``execution`` ("auto", "sequential", "parallel", "branches", see :mod:`fusionrt.execution`) only
-    changes ONNX Runtime; "auto" is the mode calibrated for this bundle and host, else sequential.
+    Raises ValueError when the backend cannot run ``options``' precision or execution mode, and
+    RuntimeError saying why when it cannot run here.
     """
-    from ..execution import check_execution, recorded_mode
-
-    check_execution(execution, manifest, name)
-    reason = unavailable(name, manifest, device)
+    kind = backend_type(name)
+    options = options.replace(device=kind.device(options))
+    if options.execution not in kind.executions:
+        owners = " / ".join(k.title for k in BACKENDS.values() if options.execution in k.executions)
+        modes = " / ".join(repr(mode) for mode in kind.executions[1:])
+        raise ValueError(f"execution {options.execution!r} is an {owners} mode; the {name} backend runs {modes}")
+    issue = kind.precision_issue(options.precision)
+    if issue is not None:
+        raise ValueError(issue)
+    reason = kind.unavailable(manifest, options)
     if reason is not None:
         raise RuntimeError(f"the {name} backend cannot run here: {reason}")
-    if name == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeBackend, physical_cores
-
-        model = root / manifest.variants[precision].onnxruntime_file
-        if execution == "auto":
-            execution = recorded_mode(root, device, precision, threads or physical_cores()) or "sequential"
-        if execution == "branches":
-            from .onnxruntime_branches import BranchedOnnxRuntimeBackend
-
-            return BranchedOnnxRuntimeBackend(model, manifest, device, threads)
-        return OnnxRuntimeBackend(model, manifest, device, threads, execution)
-    if name == "torch":
-        from .torch import TorchBackend
-
-        if precision != "fp32":
-            raise ValueError(
-                f"the torch backend runs model.pt2 in fp32, got precision {precision!r}; "
-                "use backend='onnxruntime' or 'tensorrt' for the fp16 / int8 variants"
-            )
-        return TorchBackend(root / manifest.torch_program, tuple(manifest.outputs), device)
-    from .tensorrt import open_engine
-
-    return open_engine(root, manifest, device, precision)
-
-
-def default_device(name: str) -> str:
-    """The device a backend runs on when the caller names none: TensorRT is GPU-only, the others use the CPU."""
-    return "cuda" if name == "tensorrt" else "cpu"
+    return kind.open(root, manifest, options)

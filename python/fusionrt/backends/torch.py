@@ -1,7 +1,10 @@
 """The torch backend: the bundle's ``torch.export`` program (``model.pt2``) on CPU or GPU.
 
-Calls are serialised with a lock: the exported module is not documented as safe to call from
-several threads at once, and each call already uses torch's intra-op threads (or the GPU) fully.
+:class:`TorchType` is its entry in the backend table; torch is imported only when the backend opens.
+The program is exported in fp32, so this backend runs the fp32 variant only.
+
+Calls are serialised with a lock: the exported module is not documented as safe to call from several
+threads at once, and each call already uses torch's intra-op threads (or the GPU) fully.
 
 Example:
     >>> backend = TorchBackend(Path("bundle/model.pt2"), ("score",), "cpu")  # doctest: +SKIP
@@ -9,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,35 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
+from ..bundle import Manifest
+from .base import Backend, BackendType
+from .options import RunOptions
 
-torch = require("torch")
+
+class TorchType(BackendType):
+    """torch on CPU or GPU: the bundle's ``torch.export`` program, fp32 only."""
+
+    name = "torch"
+    title = "torch"
+    precisions = ("fp32",)
+
+    def precision_issue(self, precision: str) -> str | None:
+        if precision in self.precisions:
+            return None
+        return (
+            f"the torch backend runs model.pt2 in fp32, got precision {precision!r}; "
+            "use backend='onnxruntime' or 'tensorrt' for the fp16 / int8 variants"
+        )
+
+    def unavailable(self, manifest: Manifest, options: RunOptions) -> str | None:
+        if importlib.util.find_spec("torch") is None:
+            return "torch is not installed (pip install fusionrt[train])"
+        if manifest.torch_program is None:
+            return "the bundle has no torch program (model.pt2)"
+        return None
+
+    def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
+        return TorchBackend(root / manifest.torch_program, tuple(manifest.outputs), self.device(options))
 
 
 class TorchBackend:
@@ -26,6 +57,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, program: Path, output_names: tuple[str, ...], device: str) -> None:
+        self._torch = torch = require("torch")
         require("fusionrt.ops")  # registers fusionrt::* so programs using the fused ops deserialise
         self.device = device
         self._device = torch.device(device)
@@ -40,13 +72,13 @@ class TorchBackend:
         self.output_names = output_names
         self._lock = threading.Lock()
 
-    @staticmethod
-    def dtype(name: str) -> Any:
+    def dtype(self, name: str) -> Any:
         """The torch dtype spelled ``name`` in numpy ("float32" -> torch.float32, "bool" -> torch.bool)."""
-        return getattr(torch, name)
+        return getattr(self._torch, name)
 
     def adopt(self, value: Any) -> Any:
         """``value`` as a tensor on the backend's device: numpy and DLPack without a copy where it is already there."""
+        torch = self._torch
         if isinstance(value, np.ndarray):
             tensor = torch.from_numpy(value)
         elif isinstance(value, torch.Tensor):
@@ -60,6 +92,6 @@ class TorchBackend:
     def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
         """Runs the program on ``feeds`` (the model's forward arguments by name); returns numpy outputs."""
         args = [feeds[name] for name in self._input_names]
-        with self._lock, torch.inference_mode():
+        with self._lock, self._torch.inference_mode():
             out = self._module(*args)
         return {name: out[name].detach().cpu().numpy() for name in self.output_names if name in out}

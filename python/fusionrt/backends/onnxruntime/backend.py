@@ -7,7 +7,7 @@ nothing per call beyond ``InferenceSession.run``, which is thread-safe.
 
 ``execution="parallel"`` instead lets ONNX Runtime run independent nodes (late / intermediate fusion's
 two backbones) at once: ORT_PARALLEL, 2 inter-op threads, the cores split between them. The
-``"branches"`` mode (two sessions on two threads) is :mod:`fusionrt.backends.onnxruntime_branches`.
+``"branches"`` mode (two sessions on two threads) is :mod:`fusionrt.backends.onnxruntime.branched`.
 
 Example:
     >>> backend = OnnxRuntimeBackend(Path("bundle/model.onnx"), manifest, "cpu", threads=None)  # doctest: +SKIP
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
-from ..bundle import BundleError, Manifest
+from ..._optional import require
+from ...bundle import BundleError, Manifest
 
 ort = require("onnxruntime")
 

@@ -1,10 +1,10 @@
 """ONNX Runtime ``execution="branches"``: a late / intermediate graph's two backbones on two threads.
 
-The graph is split (:func:`fusionrt.branches.split_graph`) into a text branch, an image branch and the
-head, each its own ``InferenceSession``. A call runs the image branch on a persistent worker thread
-while the calling thread runs the text branch (one thread hand-off per call, not two), then the head.
-Each branch session gets half the cores, so the two together use them all; the head is a few small
-ops and gets them all. Safe to call from several threads: the pool has 2 workers, so two callers can
+The graph is split (:func:`~fusionrt.backends.onnxruntime.branches.split_graph`) into a text branch,
+an image branch and the head, each its own ``InferenceSession``. A call runs the image branch on a
+persistent worker thread while the calling thread runs the text branch (one thread hand-off per call,
+not two), then the head. Each branch session gets half the cores, so the two together use them all;
+the head is a few small ops and gets them all. Safe to call from several threads: the pool has 2 workers, so two callers can
 both have their image branch running, and ``InferenceSession.run`` is thread-safe.
 
 Example:
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
-from ..branches import split_graph
-from ..bundle import BundleError, Manifest
-from .onnxruntime import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
+from ..._optional import require
+from ...bundle import BundleError, Manifest
+from .backend import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
+from .branches import split_graph
 
 
 class _Part:

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._optional import require
-from .bundle import read_manifest
+from ..._optional import require
+from ...bundle import read_manifest
+from ...graph_io import IMAGE, MODALITY_INPUTS, TEXT
 
 #: Graph inputs per modality; ``presence`` belongs to neither (each part that reads it gets it).
-TEXT_INPUTS = frozenset({"input_ids", "attention_mask"})
-IMAGE_INPUTS = frozenset({"image"})
+TEXT_INPUTS = frozenset(MODALITY_INPUTS[TEXT])
+IMAGE_INPUTS = frozenset(MODALITY_INPUTS[IMAGE])
 
 #: Strategies whose backbones meet only at the fusion op.
 SPLITTABLE = ("late", "intermediate")
@@ -124,7 +125,7 @@ def _dependencies(graph: Any) -> tuple[dict[str, frozenset[str]], dict[str, froz
         for name in node.output:
             inputs_of[name] = needed
     modalities = {
-        name: frozenset(m for m, group in (("text", TEXT_INPUTS), ("image", IMAGE_INPUTS)) if needed & group)
+        name: frozenset(m for m, group in ((TEXT, TEXT_INPUTS), (IMAGE, IMAGE_INPUTS)) if needed & group)
         for name, needed in inputs_of.items()
     }
     return modalities, inputs_of
@@ -135,7 +136,7 @@ def _boundary(
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Any]]:
     """The text-only and image-only tensors consumed by nodes that depend on both modalities (in graph
     order), and those joining nodes."""
-    both = frozenset({"text", "image"})
+    both = frozenset({TEXT, IMAGE})
     text: list[str] = []
     image: list[str] = []
     joins = []
@@ -144,7 +145,7 @@ def _boundary(
             continue
         for name in node.input:
             side = modalities.get(name, frozenset())
-            target = text if side == {"text"} else image if side == {"image"} else None
+            target = text if side == {TEXT} else image if side == {IMAGE} else None
             if target is not None:
                 joins.append(node)
                 if name not in target:

@@ -5,10 +5,11 @@
 :func:`choose_execution` times them at batch 1, interleaved, against the slower branch run alone on
 all cores, and records the fastest in the bundle's ``execution.json`` (outside the manifest's hashed
 files, like ``engines/``), keyed by device, precision, threads and CPU. ``load(..., execution="auto")``
-uses that record, and ``sequential`` where there is none.
+uses that record, and ``sequential`` where there is none. Which backend runs which mode is the backend
+table's (:data:`fusionrt.backends.BACKENDS`).
 
 Example:
-    >>> result = choose_execution("runs/late_mobilenetv2/bundle", repeats=30)  # doctest: +SKIP
+    >>> result = choose_execution("runs/late/bundle", repeats=30, options=RunOptions(threads=4))  # doctest: +SKIP
     >>> result["mode"], result["ratio_to_slower_branch"]  # doctest: +SKIP
     ('branches', 1.04)
 """
@@ -19,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,59 +27,57 @@ from typing import Any
 
 import numpy as np
 
-from .branches import NotSplittableError, check_splittable, split_bundle
-from .bundle import Manifest, read_manifest
+from ...atomic import write_text_atomic
+from ...bundle import read_manifest
+from ...feeds import random_feeds
+from ...graph_io import IMAGE, TEXT
+from ..options import EXECUTIONS, RunOptions
+from .branches import NotSplittableError, split_bundle
 
-EXECUTIONS = ("auto", "sequential", "parallel", "branches")
+#: The modes a calibration times and records ("auto" picks one of them).
+MODES = EXECUTIONS[1:]
 CALIBRATION_FILE = "execution.json"
 #: How much faster (a fraction of sequential's median) a concurrent mode must be to be deployed.
 DEPLOY_MARGIN = 0.05
 
 
-def calibration_key(device: str, precision: str, threads: int) -> str:
-    """What a calibration is valid for: the device, precision, thread count and this host's CPU model."""
-    return f"onnxruntime/{device}/{precision}/{threads}t/{_cpu_model()}"
+def calibration_key(options: RunOptions) -> str:
+    """What a calibration is valid for: the device, precision, thread count and this host's CPU model
+    (``options.threads`` None: the physical cores, as the backend uses)."""
+    from .backend import physical_cores
+
+    threads = options.threads or physical_cores()
+    return f"onnxruntime/{options.device or 'cpu'}/{options.precision}/{threads}t/{_cpu_model()}"
 
 
-def recorded_mode(root: str | os.PathLike[str], device: str, precision: str, threads: int) -> str | None:
-    """The mode :func:`choose_execution` recorded in the bundle for this key, or None."""
+def recorded_mode(root: str | os.PathLike[str], options: RunOptions) -> str | None:
+    """The mode :func:`choose_execution` recorded in the bundle for ``options``' key, or None."""
     try:
         records = json.loads((Path(root) / CALIBRATION_FILE).read_text())
     except (OSError, ValueError):
         return None  # no calibration (or an unreadable one): auto falls back to sequential
-    mode = records.get(calibration_key(device, precision, threads), {}).get("mode")
-    return mode if mode in EXECUTIONS[1:] else None
-
-
-def check_execution(execution: str, manifest: Manifest, backend: str) -> None:
-    """Raises ValueError when ``execution`` is unknown, needs another backend or a splittable strategy."""
-    if execution not in EXECUTIONS:
-        raise ValueError(f"unknown execution {execution!r}, expected one of {list(EXECUTIONS)}")
-    if execution in ("parallel", "branches") and backend != "onnxruntime":
-        raise ValueError(f"execution {execution!r} is an ONNX Runtime mode; the {backend} backend runs 'sequential'")
-    if execution == "branches":
-        check_splittable(manifest.strategy)
+    mode = records.get(calibration_key(options), {}).get("mode")
+    return mode if mode in MODES else None
 
 
 def choose_execution(
     bundle: str | os.PathLike[str],
     repeats: int = 30,
     *,
+    options: RunOptions = RunOptions(),
     batch: int = 1,
-    device: str = "cpu",
-    precision: str = "fp32",
-    threads: int | None = None,
     margin: float = DEPLOY_MARGIN,
     record: bool = True,
 ) -> dict[str, Any]:
     """Times every ONNX Runtime execution mode of ``bundle`` and returns (and records) the fastest.
 
-    Rounds visit every mode in turn, so load on a shared machine hits all alike; the slower branch
-    alone (on all ``threads``) is timed in the same rounds. Each visit is a short burst whose first
-    calls are not timed (see :func:`_interleaved`); ``repeats`` timed calls per mode in all. Latencies
-    are medians in milliseconds. A concurrent mode replaces sequential only when its median is more than
-    ``margin`` (a fraction) below sequential's, so timing noise on a loaded machine never moves ``auto``
-    to a mode that is not clearly faster.
+    ``options`` give the device (None: "cpu"), precision and threads to time with (its execution is
+    ignored: every mode is timed). Rounds visit every mode in turn, so load on a shared machine hits
+    all alike; the slower branch alone (on all threads) is timed in the same rounds. Each visit is a
+    short burst whose first calls are not timed (see :func:`_interleaved`); ``repeats`` timed calls per
+    mode in all. Latencies are medians in milliseconds. A concurrent mode replaces sequential only when
+    its median is more than ``margin`` (a fraction) below sequential's, so timing noise on a loaded
+    machine never moves ``auto`` to a mode that is not clearly faster.
 
     Returns:
         ``{"mode": chosen mode, "latency_ms": {mode: median}, "min_ms": {mode: min},
@@ -89,14 +87,16 @@ def choose_execution(
         For strategies that are not splittable (early, hybrid, decision) only ``sequential`` is timed,
         the branch fields are None and ``"not_splittable"`` says why.
     """
-    from .backends.onnxruntime import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
-    from .backends.onnxruntime_branches import BranchedOnnxRuntimeBackend
+    from .backend import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
+    from .branched import BranchedOnnxRuntimeBackend
 
     root = Path(bundle)
     manifest = read_manifest(root)
+    precision = options.precision
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
-    threads = threads or physical_cores()
+    device = options.device or "cpu"
+    threads = options.threads or physical_cores()
     model = root / manifest.variants[precision].onnxruntime_file
     feeds = random_feeds(manifest, batch)
     runs: dict[str, Callable[[], Any]] = {
@@ -110,28 +110,29 @@ def choose_execution(
     else:
         runs["parallel"] = _bound(OnnxRuntimeBackend(model, manifest, device, threads, "parallel"), feeds)
         runs["branches"] = _bound(BranchedOnnxRuntimeBackend(model, manifest, device, threads), feeds)
-        for name, graph in (("text", graphs.text), ("image", graphs.image)):
+        for modality, graph in ((TEXT, graphs.text), (IMAGE, graphs.image)):
             session = ort.InferenceSession(graph.SerializeToString(), session_options(threads),
                                            providers=[provider_for(device)])
             reads = {i.name: feeds[i.name] for i in session.get_inputs()}
-            runs[f"{name}_branch"] = lambda s=session, f=reads: s.run(None, f)
+            runs[_branch_run(modality)] = lambda s=session, f=reads: s.run(None, f)
     times = _interleaved(runs, repeats)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    latency = {m: medians[m] for m in EXECUTIONS[1:] if m in medians}
+    latency = {m: medians[m] for m in MODES if m in medians}
     fastest = min(latency, key=latency.__getitem__)
     mode = fastest if latency[fastest] < latency["sequential"] * (1 - margin) else "sequential"
-    slower = max(medians["text_branch"], medians["image_branch"]) if not_splittable is None else None
+    branch_ms = None if not_splittable is not None else {m: medians[_branch_run(m)] for m in (TEXT, IMAGE)}
+    slower = None if branch_ms is None else max(branch_ms.values())
     result = {
         "mode": mode,
         "latency_ms": latency,
         "min_ms": {m: min(times[m]) for m in latency},
         "slower_branch_ms": slower,
-        "branch_ms": None if slower is None else {"text": medians["text_branch"], "image": medians["image_branch"]},
+        "branch_ms": branch_ms,
         "ratio_to_slower_branch": None if slower is None else latency[mode] / slower,
         "speedup_vs_sequential": latency["sequential"] / latency[mode],
         "batch": batch,
         "repeats": repeats,
-        "key": calibration_key(device, precision, threads),
+        "key": calibration_key(options.replace(device=device, threads=threads)),
     }
     if not_splittable is not None:
         result["not_splittable"] = not_splittable
@@ -140,27 +141,9 @@ def choose_execution(
     return result
 
 
-def random_feeds(
-    manifest: Manifest, batch: int, rng: np.random.Generator | int = 0, presence_probability: float = 1.0
-) -> dict[str, np.ndarray]:
-    """Random graph feeds of ``batch`` samples in the manifest's input specs.
-
-    Token ids stay below 1000 (inside any real vocabulary); each modality is present with
-    ``presence_probability`` (1: every modality present).
-    """
-    rng = np.random.default_rng(rng)
-    feeds = {}
-    for name, spec in manifest.inputs.items():
-        shape = tuple(batch if isinstance(d, str) else d for d in spec.shape)
-        if spec.dtype == "bool":
-            feeds[name] = rng.random(shape) < presence_probability
-        elif name == "input_ids":
-            feeds[name] = rng.integers(0, 1000, shape).astype(spec.dtype)
-        elif name == "attention_mask":
-            feeds[name] = np.ones(shape, spec.dtype)
-        else:
-            feeds[name] = rng.standard_normal(shape).astype(spec.dtype)
-    return feeds
+def _branch_run(modality: str) -> str:
+    """The name under which one branch alone is timed."""
+    return f"{modality}_branch"
 
 
 def _bound(backend: Any, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
@@ -196,9 +179,7 @@ def _record(root: Path, result: dict[str, Any]) -> None:
     except (OSError, ValueError):
         records = {}
     records[result["key"]] = result
-    with tempfile.NamedTemporaryFile("w", dir=root, suffix=".tmp", delete=False) as file:
-        json.dump(records, file, indent=2)
-    os.replace(file.name, path)
+    write_text_atomic(path, json.dumps(records, indent=2))
 
 
 def _cpu_model() -> str:

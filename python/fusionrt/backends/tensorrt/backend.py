@@ -1,13 +1,12 @@
 """The TensorRT backend: the bundle's engine (built once, cached in the bundle) run by ``_C.EngineRunner``.
 
-Opening builds the engine for the requested precision with :func:`fusionrt.engine_builder.build_engine`
-(a cache hit returns at once) and deserialises it on the GPU. ``run`` hands the feeds to the C++
+Opening builds the engine for the requested precision with
+:func:`~fusionrt.backends.tensorrt.engine_builder.build_engine` (a cache hit returns at once) and
+deserialises it on the GPU. ``run`` hands the feeds to the C++
 runtime as they are: numpy arrays, DLPack producers (torch tensors) and ``__cuda_array_interface__``
 producers (CuPy), on the host or on the engine's GPU, with no copy in Python.
 
-Needs three things, and says which one is missing: a fusionrt built with TensorRT (``_C.EngineRunner``),
-a usable CUDA device, and the ``tensorrt`` Python package (``pip install fusionrt[trt]``, or JetPack's),
-which the builder needs even for a cache hit because the cache is keyed by its version.
+What it needs, and why it cannot run without it, is :func:`fusionrt.backends.tensorrt.unavailable_reason`.
 
 Example:
     >>> session = fusionrt.load("bundle", backend="tensorrt", precision="fp16")  # doctest: +SKIP
@@ -16,37 +15,19 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import _C, build_info, cuda_available
-from ..bundle import BundleError, Manifest
+from ... import _C
+from ...bundle import BundleError, Manifest
+from .engine_builder import build_engine
 
 # The engine's batch range. Batch 1 is what the edge runs, so the engine is tuned for it; 8 covers the
 # batched calls the benchmarks and offline scoring make. `fusionrt build` builds other ranges.
 MAX_BATCH = 8
 OPT_BATCH = 1
-
-
-def unavailable_reason() -> str | None:
-    """Why the TensorRT backend cannot run in this process, or None when it can."""
-    version = build_info()["tensorrt"]
-    if version is None or not hasattr(_C, "EngineRunner"):
-        return (
-            "TensorRT support is not built into this fusionrt (build_info()['tensorrt'] is None); "
-            "rebuild with -DFUSIONRT_TENSORRT=ON where TensorRT is installed, or use backend='onnxruntime'"
-        )
-    if not cuda_available():
-        return f"this fusionrt is built with TensorRT {version}, but no CUDA device is usable (no GPU or no driver)"
-    if importlib.util.find_spec("tensorrt") is None:
-        return (
-            f"this fusionrt is built with TensorRT {version}, but the tensorrt Python package, which builds and "
-            "keys the engines, is not installed (pip install fusionrt[trt], or JetPack's python3-libnvinfer)"
-        )
-    return None
 
 
 def device_index(device: str) -> int:
@@ -120,7 +101,8 @@ class TensorRTBackend:
 def open_engine(root: Path, manifest: Manifest, device: str, precision: str) -> TensorRTBackend:
     """The bundle's ``precision`` engine for batches 1..:data:`MAX_BATCH` on ``device``: cached, or built and cached.
 
-    The caller (:func:`fusionrt.backends.open_backend`) has checked :func:`unavailable_reason`.
+    The caller (:func:`fusionrt.backends.open_backend`) has checked
+    :func:`~fusionrt.backends.tensorrt.unavailable_reason`.
     """
     index = device_index(device)
     if index != 0 and _C.cuda_device_properties(index)["name"] != _C.cuda_device_properties(0)["name"]:
@@ -129,7 +111,5 @@ def open_engine(root: Path, manifest: Manifest, device: str, precision: str) -> 
             f"device {device!r} is a different GPU model from cuda:0, which engines are built for; "
             f"select it with CUDA_VISIBLE_DEVICES={index} and device='cuda'"
         )
-    from ..engine_builder import build_engine
-
     engine = build_engine(root, precision=precision, max_batch=MAX_BATCH, opt_batch=OPT_BATCH)
     return TensorRTBackend(engine, manifest, device)

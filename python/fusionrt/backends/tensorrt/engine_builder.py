@@ -17,7 +17,7 @@ The graph is the variant's ``plugins_onnx`` (fusion ops as fusionrt plugin nodes
 The manifest's dynamic ``batch`` dim becomes one optimisation profile (1 / ``opt_batch`` /
 ``max_batch``). Builds reuse and update a timing cache beside the engines, and engines land in the
 bundle's ``engines/`` folder keyed by GPU, TensorRT version, precision, batches and ONNX hash
-(:mod:`fusionrt.engine_cache`), so a second call returns at once and a changed ONNX graph rebuilds.
+(:mod:`fusionrt.backends.tensorrt.engine_cache`), so a second call returns at once and a changed ONNX graph rebuilds.
 
 Example:
     >>> path = build_engine("runs/late/bundle", precision="fp16", max_batch=8)  # doctest: +SKIP
@@ -34,15 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _C, build_info
-from ._optional import require
-from .bundle import PRECISIONS, BundleError, Manifest, TensorSpec, read_manifest, sha256_file
-from .engine_cache import EngineCache, EngineKey, write_atomic
+from ... import _C, build_info
+from ..._optional import require
+from ...atomic import write_bytes_atomic
+from ...bundle import PRECISIONS, BundleError, Manifest, TensorSpec, read_manifest, sha256_file
+from ...graph_io import BATCH
+from .engine_cache import EngineCache, EngineKey
 
 log = logging.getLogger("fusionrt")
 
 PLUGIN_LIBRARY = Path(_C.__file__).with_name("libfusionrt_plugins.so")
-BATCH_DIM = "batch"
 
 
 class EngineBuildError(RuntimeError):
@@ -107,13 +108,13 @@ def profile_shapes(
     shapes = {}
     for name, spec in inputs.items():
         for dim in spec.shape:
-            if isinstance(dim, str) and dim != BATCH_DIM:
+            if isinstance(dim, str) and dim != BATCH:
                 raise BundleError(
-                    f"input {name!r} has the symbolic dim {dim!r}; only {BATCH_DIM!r} may be dynamic in an engine"
+                    f"input {name!r} has the symbolic dim {dim!r}; only {BATCH!r} may be dynamic in an engine"
                 )
             if not isinstance(dim, str) and dim < 0:
-                raise BundleError(f"input {name!r} has the dim {dim}, expected a size or {BATCH_DIM!r}")
-        shapes[name] = tuple(tuple(b if d == BATCH_DIM else d for d in spec.shape) for b in (1, opt_batch, max_batch))
+                raise BundleError(f"input {name!r} has the dim {dim}, expected a size or {BATCH!r}")
+        shapes[name] = tuple(tuple(b if d == BATCH else d for d in spec.shape) for b in (1, opt_batch, max_batch))
     return shapes
 
 
@@ -244,5 +245,5 @@ def _build(trt: Any, onnx: Path, plan: BuildPlan, shapes: dict[str, Any], timing
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise failure(f"TensorRT could not build an engine from {onnx.name}")
-    write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+    write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)

@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle import PRECISIONS
+from ...atomic import write_bytes_atomic
+from ...bundle import PRECISIONS
 
 ENGINES_DIR = "engines"
 SIDECAR_FORMAT_VERSION = 1
@@ -134,20 +134,6 @@ class CachedEngine:
     fusionrt_version: str = ""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        try:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
-
-
 class EngineCache:
     """The ``engines/`` folder of the bundle at ``root``."""
 
@@ -221,7 +207,7 @@ class EngineCache:
     def store(self, key: EngineKey, engine: bytes, onnx: str, build: dict[str, Any], fusionrt_version: str) -> Path:
         """Writes the engine, then its sidecar (each atomically), and removes the stale entries it replaces."""
         path = self.engine_path(key)
-        write_atomic(path, engine)
+        write_bytes_atomic(path, engine)
         sidecar = {
             "format_version": SIDECAR_FORMAT_VERSION,
             "key": key.to_dict(),
@@ -230,7 +216,7 @@ class EngineCache:
             "build": build,
             "fusionrt_version": fusionrt_version,
         }
-        write_atomic(self.folder / key.sidecar_name, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(self.folder / key.sidecar_name, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         for entry in self.stale(key):
             self.remove(entry.key)
         return path

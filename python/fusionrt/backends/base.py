@@ -1,0 +1,74 @@
+"""What every backend provides: :class:`Backend` (an opened graph) and :class:`BackendType` (its table entry).
+
+A backend type is cheap to import: it imports its framework only in :meth:`BackendType.open` (and
+where a module lookup cannot answer :meth:`BackendType.unavailable`), so the table in
+:mod:`fusionrt.backends` can ask every backend why it cannot run without loading torch or TensorRT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from ..bundle import PRECISIONS, Manifest
+from .options import RunOptions
+
+
+class Backend(Protocol):
+    """The surface a Session uses: native arrays in (``adopt``), numpy dict out (``run``)."""
+
+    name: str
+    device: str
+    output_names: tuple[str, ...]
+
+    def adopt(self, value: Any) -> Any:
+        """``value`` as this backend's native array, without a copy where it can."""
+
+    def dtype(self, name: str) -> Any:
+        """The dtype object native arrays carry for numpy dtype ``name`` ("float32", "bool")."""
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Runs the graph on adopted, validated feeds; thread-safe."""
+
+
+class BackendType:
+    """One entry of the backend table: what a backend runs, whether it can run here, and how it opens.
+
+    Subclasses set the class attributes and implement :meth:`unavailable` and :meth:`open`.
+    """
+
+    name: ClassVar[str]
+    #: How messages name the runtime ("ONNX Runtime").
+    title: ClassVar[str]
+    #: The device it runs on when the options name none.
+    default_device: ClassVar[str] = "cpu"
+    #: The bundle variants it can run.
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+    #: The execution modes it runs (see :data:`fusionrt.backends.options.EXECUTIONS`).
+    executions: ClassVar[tuple[str, ...]] = ("auto", "sequential")
+
+    def device(self, options: RunOptions) -> str:
+        """The device ``options`` run on with this backend."""
+        return options.device or self.default_device
+
+    def precision_issue(self, precision: str) -> str | None:
+        """Why this backend cannot run ``precision``, or None when it can."""
+        if precision in self.precisions:
+            return None
+        return f"the {self.name} backend runs {' / '.join(self.precisions)} only, got precision {precision!r}"
+
+    def unavailable(self, manifest: Manifest, options: RunOptions) -> str | None:
+        """Why this backend cannot run ``manifest`` with ``options`` in this process, or None when it can.
+
+        ``options.device`` is resolved (never None). Reasons name what is missing and how to get it.
+        """
+        raise NotImplementedError
+
+    def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
+        """Opens the bundle at ``root`` (manifest validated; precision, execution and availability checked)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name}>"
