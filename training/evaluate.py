@@ -12,16 +12,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 from pathlib import Path
 
 from training import distributed
-from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.checkpoint import data_from_checkpoint, experiment_from_checkpoint, load_checkpoint, model_from_checkpoint
 from training.data.mosi import FOLDS
-from training.experiment import ExperimentConfig
-from training.loaders import dataset_root, fold_loader, load_tokenizer
+from training.loaders import dataset_root, fold_loader, load_tokenizer, resolve_tokenizer
 from training.trainer import autocast, predict, score_metrics, write_json
 
 
@@ -45,16 +43,13 @@ def evaluate(
     if fold not in FOLDS:
         raise ValueError(f"fold is {fold!r}, expected one of {FOLDS}")
     ckpt = load_checkpoint(checkpoint)
-    experiment = ExperimentConfig.from_dict(ckpt["experiment"])
-    data = experiment.data
-    if data_root is not None:
-        data = dataclasses.replace(data, root=data_root)
-    if batch_size is not None:
-        data = dataclasses.replace(data, batch_size=batch_size)
+    experiment = experiment_from_checkpoint(ckpt)
+    data = data_from_checkpoint(ckpt, root=data_root, batch_size=batch_size)
     device = distributed.setup()
     model = model_from_checkpoint(ckpt).to(device)
     root = dataset_root(data)
-    loader = fold_loader(data, fold, load_tokenizer(ckpt["tokenizer"]), root, shuffle=False, seed=experiment.seed)
+    tokenizer = load_tokenizer(resolve_tokenizer(data, model.config.text))
+    loader = fold_loader(data, fold, tokenizer, root, shuffle=False, seed=experiment.seed)
     amp, _ = autocast(device, experiment.optim.amp)
     preds, labels = predict(model, loader, device, amp)
     metrics = score_metrics(preds, labels, experiment.optim.loss)

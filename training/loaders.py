@@ -1,13 +1,16 @@
 """From a :class:`DataSection` to DataLoaders: dataset root (generating the sample set), tokenizer, samplers.
 
+Training, evaluation, the study and export all build their loaders and tokenizers here.
+
 Example:
-    >>> data = ExperimentConfig.load("training/configs/demo_late_mobilenetv2.yaml").data  # doctest: +SKIP
+    >>> data = ExperimentConfig.load("training/configs/base_demo.yaml").data  # doctest: +SKIP
     >>> tokenizer = load_tokenizer(resolve_tokenizer(data, fusion.text))  # doctest: +SKIP
     >>> loader = fold_loader(data, "train", tokenizer, shuffle=True, seed=0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from training.data.dataset import MosiCollator, MosiDataset
 from training.data.frames import FrameSampling
 from training.data.mosi import FOLDS, build_index
 from training.distributed import barrier, is_main_process, rank, world_size
-from training.experiment import DataSection
+from training.experiment import MODALITIES, DataSection
 from training.models import TextBackboneConfig
 from training.models.text_encoder import default_text_source
 
@@ -77,6 +80,16 @@ def load_tokenizer(source: str | None) -> Any:
     return AutoTokenizer.from_pretrained(source)
 
 
+def bundle_tokenizer(data: DataSection, text: TextBackboneConfig) -> Any:
+    """The tokenizer a bundle ships: a ``tokenizer.json`` path, or a hub tokenizer's ``tokenizers`` backend.
+
+    Resolved as if the data had text, so an image-only model's bundle still has one (a deployment may
+    still send text).
+    """
+    source = resolve_tokenizer(dataclasses.replace(data, modalities=list(MODALITIES)), text)
+    return source if source.endswith(".json") else load_tokenizer(source).backend_tokenizer
+
+
 def frame_cache_dir(data: DataSection, root: Path) -> Path:
     """Decoded-frame cache of one dataset root (segment ids repeat across datasets, so one folder per root)."""
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
@@ -118,6 +131,16 @@ def fold_loader(
         return DataLoader(dataset, sampler=sampler, **common)
     shard = Subset(dataset, range(rank(), len(dataset), world_size()))
     return DataLoader(shard, shuffle=False, **common)
+
+
+def export_loaders(data: DataSection, tokenizer: Any, seed: int) -> tuple[DataLoader, DataLoader]:
+    """What an export reads: the train fold, shuffled by ``seed`` (int8 calibration takes its first
+    samples), and the test fold (every precision variant is scored on it)."""
+    root = dataset_root(data)
+    index = build_index(root, modalities=data.modalities)
+    calibration = fold_loader(data, "train", tokenizer, root, shuffle=True, seed=seed, index=index)
+    evaluation = fold_loader(data, "test", tokenizer, root, shuffle=False, seed=seed, index=index)
+    return calibration, evaluation
 
 
 def model_inputs(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor | None]:

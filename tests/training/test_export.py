@@ -17,9 +17,10 @@ pytest.importorskip("onnxscript")
 import fusionrt.ops  # noqa: E402,F401
 from fusionrt import _C  # noqa: E402
 from fusionrt.bundle import read_manifest  # noqa: E402
+from fusionrt.graph_io import INPUT_NAMES  # noqa: E402
 from fusionrt.onnx_ops import PLUGIN_DOMAIN  # noqa: E402
-from training.export import ExportError, cli_main, export_bundle  # noqa: E402
-from training.export.graph_io import INPUT_NAMES  # noqa: E402
+from training.checkpoint import CheckpointError  # noqa: E402
+from training.export import ExportError, ExportSettings, cli_main, export_bundle  # noqa: E402
 from training.export.onnx_export import check_parity  # noqa: E402
 from training.export.precision import conv_stack_nodes, float_scope_nodes  # noqa: E402
 from training.models.config import STRATEGIES  # noqa: E402
@@ -56,12 +57,15 @@ def export_once(tmp_path_factory):
             torch.manual_seed(0)
             model = tiny_model(strategy, num_classes=3 if strategy == "late" else 0)
             path = tmp_path_factory.mktemp("bundles") / strategy
-            variants = dict(
-                calibration=random_batches(model, 4, 8, seed=1), evaluation=random_batches(model, 3, 8, seed=2),
-                calibration_samples=24, calibration_method="minmax", accuracy_tolerance=None,
-            ) if strategy == "late" else dict(precisions=("fp32",))
+            if strategy == "late":
+                settings = ExportSettings(text_max_length=TEXT_LENGTH, calibration_samples=24,
+                                          calibration_method="minmax", accuracy_tolerance=None)
+                batches = dict(calibration=random_batches(model, 4, 8, seed=1),
+                               evaluation=random_batches(model, 3, 8, seed=2))
+            else:
+                settings, batches = ExportSettings(text_max_length=TEXT_LENGTH, precisions=("fp32",)), {}
             manifest = export_bundle(model, path, model_name=f"tiny_{strategy}", tokenizer=TOKENIZER,
-                                     text_max_length=TEXT_LENGTH, **variants)
+                                     settings=settings, **batches)
             bundles[strategy] = model, path, manifest
         return bundles[strategy]
 
@@ -314,19 +318,23 @@ def test_failure_mid_export_leaves_no_bundle(tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "write_onnx", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         export_bundle(tiny_model("decision"), tmp_path / "b", model_name="x", tokenizer=TOKENIZER,
-                      text_max_length=TEXT_LENGTH, precisions=("fp32", "fp16"))
+                      settings=ExportSettings(text_max_length=TEXT_LENGTH, precisions=("fp32", "fp16")))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_bad_requests(tmp_path, full_bundle):
     model, path, _ = full_bundle
     with pytest.raises(ValueError, match="calibration"):
-        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER, text_max_length=8)
+        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER,
+                      settings=ExportSettings(text_max_length=8))
     with pytest.raises(ValueError, match="bf16"):
-        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER, text_max_length=8,
-                      precisions=("fp32", "bf16"))
+        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER,
+                      settings=ExportSettings(text_max_length=8, precisions=("fp32", "bf16")))
     with pytest.raises(FileExistsError):
-        export_bundle(model, path, model_name="x", tokenizer=TOKENIZER, text_max_length=8, precisions=("fp32",))
+        export_bundle(model, path, model_name="x", tokenizer=TOKENIZER,
+                      settings=ExportSettings(text_max_length=8, precisions=("fp32",)))
+    with pytest.raises(TypeError, match="expected an ExportSettings"):
+        export_bundle(model, tmp_path / "b", model_name="x", tokenizer=TOKENIZER, settings={"precisions": ["fp32"]})
     with pytest.raises(ExportError, match="differs from torch"):
         check_parity(model, path / "model.onnx", TEXT_LENGTH, atol=-1.0)
 
@@ -336,6 +344,7 @@ def test_cli_rebuilds_the_checkpoint_model(tmp_path, capsys, monkeypatch, full_b
 
     torch.manual_seed(0)
     model = tiny_model("decision")
+    # A model-only checkpoint ({config, model}) is enough to export.
     torch.save({"config": model.config.to_dict(), "model": model.state_dict()}, tmp_path / "ckpt.pt")
     calls = []
     # export_bundle itself is tested above; here only what the command line hands it.
@@ -343,10 +352,109 @@ def test_cli_rebuilds_the_checkpoint_model(tmp_path, capsys, monkeypatch, full_b
     assert cli_main(["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "bundle"),
                      "--text-max-length", str(TEXT_LENGTH), "--precisions", "fp32", "fp16"]) == 0
     ((rebuilt, out, kw),) = calls
-    assert out == tmp_path / "bundle" and kw["precisions"] == ["fp32", "fp16"] and kw["text_max_length"] == TEXT_LENGTH
-    assert kw["tokenizer"].name == "tokenizer.json" and kw["model_name"] == "decision_mobilenetv2_100"
+    settings = kw["settings"]
+    assert out == tmp_path / "bundle" and settings.precisions == ("fp32", "fp16")
+    assert settings.text_max_length == TEXT_LENGTH and not settings.overwrite
+    assert settings == ExportSettings(text_max_length=TEXT_LENGTH, precisions=("fp32", "fp16"))
+    assert kw["calibration"] is None and kw["evaluation"] is None  # no --data
+    assert Path(kw["tokenizer"]).name == "tokenizer.json" and kw["model_name"] == "decision_mobilenetv2_100"
     for name, value in model.state_dict().items():
         torch.testing.assert_close(rebuilt.state_dict()[name], value, msg=name)
     assert "wrote" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "b2")])  # int8 without --data
+    with pytest.raises(SystemExit):
+        cli_main(["--checkpoint", str(tmp_path / "ckpt.pt"), "--out", str(tmp_path / "b2"), "--precisions", "fp32",
+                  "--calibration-samples", "0"])
+    assert "calibration_samples is 0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ settings
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("precisions", ("fp32", "bf16"), r"precisions has \['bf16'\], expected a subset of \('fp32', 'fp16', 'int8'\)"),
+    ("precisions", "fp16", "expected a sequence of names"),
+    ("text_max_length", 0, "text_max_length is 0, expected an integer >= 1"),
+    ("text_max_length", 8.0, "text_max_length is 8.0, expected an integer"),
+    ("calibration_samples", -1, "calibration_samples is -1, expected an integer >= 1"),
+    ("calibration_samples", True, "calibration_samples is True"),
+    ("calibration_method", "entropy", r"calibration_method is 'entropy', expected one of \('minmax', 'percentile'\)"),
+    ("accuracy_tolerance", -0.01, r"accuracy_tolerance is -0.01, expected a fraction in \[0, 1\]"),
+    ("accuracy_tolerance", float("nan"), "accuracy_tolerance is nan"),
+    ("accuracy_tolerance", 2, "accuracy_tolerance is 2"),
+    ("overwrite", "yes", "overwrite is 'yes', expected True or False"),
+])
+def test_settings_reject_bad_values_with_a_clear_message(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ExportSettings(**{field: value})
+
+
+def test_settings_defaults_and_variants():
+    settings = ExportSettings()
+    assert settings.precisions == ("fp32", "fp16", "int8") and settings.text_max_length == 64
+    assert settings.calibration_method == "percentile" and settings.accuracy_tolerance == 0.01
+    assert not settings.overwrite
+    # fp32 is always written, in PRECISIONS order; a list and a tuple give equal (hashable) settings.
+    assert ExportSettings(precisions=["int8"]).variants == ("fp32", "int8")
+    assert ExportSettings(precisions=[]).variants == ("fp32",)
+    assert ExportSettings(precisions=["fp16", "fp32"]) == ExportSettings(precisions=("fp16", "fp32"))
+    assert len({ExportSettings(precisions=["fp32"]), ExportSettings(precisions=("fp32",))}) == 1
+    with pytest.raises(AttributeError):
+        settings.overwrite = True  # frozen: one object describes one export
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def test_cli_refuses_a_missing_or_garbage_checkpoint_before_anything_else(tmp_path, monkeypatch):
+    import training.export.cli as cli
+
+    def untouched(*args, **kwargs):
+        raise AssertionError("nothing past the checkpoint may run")
+
+    for name in ("model_from_checkpoint", "export_loaders", "bundle_tokenizer", "export_bundle"):
+        monkeypatch.setattr(cli, name, untouched)
+    args = ["--out", str(tmp_path / "bundle"), "--data", str(tmp_path / "no-data"), "--precisions", "fp32"]
+    with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {tmp_path / 'none.pt'}.*expected"):
+        cli_main(["--checkpoint", str(tmp_path / "none.pt"), *args])
+    (tmp_path / "garbage.pt").write_bytes(b"definitely not a checkpoint")
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'garbage.pt'} is not a readable fusionrt checkpoint"):
+        cli_main(["--checkpoint", str(tmp_path / "garbage.pt"), *args])
+    torch.save({"model": {}}, tmp_path / "no_config.pt")
+    with pytest.raises(CheckpointError, match=r"lacks \['config'\]"):
+        cli_main(["--checkpoint", str(tmp_path / "no_config.pt"), *args])
+    assert not (tmp_path / "bundle").exists()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_cli_exports_a_trained_run_through_the_shared_loaders(make_config, tmp_path, monkeypatch):
+    """A checkpoint of a tiny trained run exports through training.checkpoint and training.loaders (the
+    loaders the study uses, with the run's seed and data settings) into a bundle that loads and predicts."""
+    import fusionrt
+    import training.export.cli as cli
+    from training.loaders import dataset_root
+    from training.train import train
+
+    config = make_config(optim={"epochs": 1})
+    train(config)
+    shared, seen = cli.export_loaders, []
+
+    def spy(data, tokenizer, seed):
+        seen.append((data, seed))
+        return shared(data, tokenizer, seed)
+
+    monkeypatch.setattr(cli, "export_loaders", spy)
+    out = tmp_path / "bundle"
+    assert cli_main(["--checkpoint", str(config.run_dir / "best.pt"), "--out", str(out),
+                     "--data", str(dataset_root(config.data)), "--text-max-length", "16", "--batch-size", "8",
+                     "--precisions", "fp32", "int8", "--calibration-samples", "16",
+                     "--calibration-method", "minmax"]) == 0
+    ((data, seed),) = seen
+    assert seed == config.seed and data.batch_size == 8 and data.modalities == config.data.modalities
+    assert data.image_size == config.data.image_size and data.tokenizer.endswith("tokenizer.json")
+    manifest = read_manifest(out)
+    assert set(manifest.variants) == {"fp32", "int8"} and manifest.text.max_length == 16
+    assert "Has0_acc_2" in manifest.variants["int8"].metrics  # scored on the test fold
+    predictions = fusionrt.load(out, backend="onnxruntime").predict(text=["a fine film", "dull"], image=[None, None])
+    assert len(predictions) == 2 and all(np.isfinite(p.score) for p in predictions)

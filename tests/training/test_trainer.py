@@ -107,6 +107,59 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         ckpt_io.save_checkpoint(path, {"model": {}})
 
 
+class _OpensAFile:
+    """Pickles as a call to ``open(path, "w")``: what a checkpoint carrying code could do when unpickled."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_load_checkpoint_refuses_garbage_and_pickled_code_with_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {tmp_path / 'none.pt'} \\(expected"):
+        ckpt_io.load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a checkpoint")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"config": {}, "model": {}, "hook": _OpensAFile(tmp_path / "ran")}, tmp_path / "code.pt")
+    torch.save([torch.zeros(1)], tmp_path / "list.pt")
+    for name in ("garbage.pt", "empty.pt", "code.pt"):
+        with pytest.raises(ckpt_io.CheckpointError, match=f"{tmp_path / name} is not a readable fusionrt checkpoint "
+                           r"\(.+\); expected a torch.save file of a dict with \['config', 'model'"):
+            ckpt_io.load_checkpoint(tmp_path / name, required=ckpt_io.MODEL_KEYS)
+    assert not (tmp_path / "ran").exists()  # the pickled call never ran
+    with pytest.raises(ckpt_io.CheckpointError, match="list.pt holds a list, expected a torch.save file of a dict"):
+        ckpt_io.load_checkpoint(tmp_path / "list.pt")
+    torch.save({"config": {}, "model": {}}, tmp_path / "model_only.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match=r"model_only.pt is not a fusionrt training checkpoint: "
+                       r"it lacks \['experiment', 'tokenizer'"):
+        ckpt_io.load_checkpoint(tmp_path / "model_only.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match="garbage.pt is not a readable"):
+        evaluate(tmp_path / "garbage.pt", "test")  # before any data or model is touched
+
+
+def test_older_checkpoint_files_still_load(tmp_path):
+    """What export used to read ({config, model}, and files in torch's pre-1.6 format) loads through the
+    one safe loader, and rebuilds the same model."""
+    torch.manual_seed(0)
+    model = create_model("late", operator="sum", hidden_size=32, fusion_heads=2,
+                         text=dict(pretrained=False, overrides=dict(hidden_size=32, num_hidden_layers=1,
+                                                                    num_attention_heads=2, intermediate_size=64)),
+                         vision=dict(name="mobilenetv2_035", pretrained=False, image_size=32))
+    old = {"config": model.config.to_dict(), "model": model.state_dict(), "model_name": "late_tiny"}
+    torch.save(old, tmp_path / "zip.pt")
+    torch.save(old, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    for name in ("zip.pt", "legacy.pt"):
+        ckpt = ckpt_io.load_checkpoint(tmp_path / name, required=ckpt_io.MODEL_KEYS)
+        assert ckpt["model_name"] == "late_tiny"
+        rebuilt = ckpt_io.model_from_checkpoint(ckpt)
+        for key, value in model.state_dict().items():
+            assert torch.equal(rebuilt.state_dict()[key], value), key
+        data = ckpt_io.data_from_checkpoint(ckpt, root="somewhere", text_max_length=12, batch_size=None)
+        assert (data.root, data.text_max_length, data.image_size, data.batch_size) == ("somewhere", 12, 32, 32)
+
+
 def test_rng_state_round_trips():
     state = ckpt_io.rng_state()
     first = (torch.rand(3), random.random(), np.random.rand())

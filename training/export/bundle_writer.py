@@ -1,8 +1,9 @@
 """``export_bundle``: a trained FusionModel -> a complete bundle directory (see :mod:`fusionrt.bundle`).
 
 Example:
+    >>> settings = ExportSettings(text_max_length=64, precisions=("fp32", "fp16", "int8"))
     >>> manifest = export_bundle(model, "runs/late/bundle", model_name="late_mobilenetv2",
-    ...                          tokenizer="tokenizer.json", text_max_length=64,
+    ...                          tokenizer="tokenizer.json", settings=settings,
     ...                          calibration=train_loader, evaluation=test_loader)  # doctest: +SKIP
     >>> manifest.variants["int8"].metrics["delta_Has0_acc_2"]  # doctest: +SKIP
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import fusionrt
 from fusionrt.atomic import atomic_directory
 from fusionrt.bundle import (
     MANIFEST_NAME,
-    PRECISIONS,
     ImageSpec,
     Manifest,
     OutputSpec,
@@ -30,18 +30,13 @@ from fusionrt.bundle import (
     hash_files,
     write_manifest,
 )
+from fusionrt.graph_io import input_specs
 
-from .evaluation import ACCURACY_TOLERANCE, check_tolerance, evaluate_variants
-from .graph_io import input_specs, output_specs
+from .evaluation import check_tolerance, evaluate_variants
+from .graph_io import output_specs
 from .onnx_export import check_parity, export_program, write_onnx
-from .precision import (
-    CALIBRATION_SAMPLES,
-    ONNXRUNTIME_INT8,
-    TENSORRT_INT8,
-    calibration_feeds,
-    convert_fp16,
-    quantize_int8,
-)
+from .precision import ONNXRUNTIME_INT8, TENSORRT_INT8, calibration_feeds, convert_fp16, quantize_int8
+from .settings import ExportSettings
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 #: Graphs for ONNX Runtime where a precision's TensorRT graph does not suit it.
@@ -58,14 +53,9 @@ def export_bundle(
     *,
     model_name: str,
     tokenizer: str | os.PathLike[str] | Any,
-    text_max_length: int,
+    settings: ExportSettings = ExportSettings(),
     calibration: Iterable[Mapping[str, Any]] | None = None,
     evaluation: Iterable[Mapping[str, Any]] | None = None,
-    precisions: Sequence[str] = PRECISIONS,
-    overwrite: bool = False,
-    calibration_samples: int = CALIBRATION_SAMPLES,
-    calibration_method: str = "percentile",
-    accuracy_tolerance: float | None = ACCURACY_TOLERANCE,
 ) -> Manifest:
     """Exports ``model`` (a :class:`training.models.FusionModel`) as a bundle at ``path``.
 
@@ -75,34 +65,29 @@ def export_bundle(
     Args:
         model_name: recorded in the manifest (e.g. the registry name the model was created from).
         tokenizer: path to a Hugging Face ``tokenizer.json`` or a ``tokenizers.Tokenizer``.
-        text_max_length: the fixed text length L of the graph (the Session pads to it).
+        settings: text length, precisions, calibration, accuracy tolerance, overwrite
+            (:class:`ExportSettings`; its defaults write every precision).
         calibration: collated training batches; required for ``"int8"``.
         evaluation: collated batches with labels; when given, every variant's metrics are measured
-            and lower precisions must stay within ``accuracy_tolerance`` of fp32's Has0_acc_2.
-        precisions: variants to write; ``"fp32"`` is always written.
-        calibration_samples, calibration_method: see :func:`training.export.precision.quantize_int8`.
-        accuracy_tolerance: largest Has0_acc_2 drop (fraction) allowed; ``None`` records without checking.
+            and lower precisions must stay within ``settings.accuracy_tolerance`` of fp32's Has0_acc_2.
 
     Raises:
         ExportError: a graph fails the ONNX checker, fp32 ONNX Runtime differs from torch by more than
             1e-4, or a variant loses more accuracy than allowed.
-        ValueError: unknown precisions, or ``"int8"`` without ``calibration``.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: ``"int8"`` without ``calibration``.
+        FileExistsError: ``path`` exists and ``settings.overwrite`` is False.
     """
-    unknown = set(precisions) - set(PRECISIONS)
-    if unknown:
-        raise ValueError(f"precisions {sorted(unknown)} are unknown, expected a subset of {PRECISIONS}")
-    if "int8" in precisions and calibration is None:
+    if not isinstance(settings, ExportSettings):
+        raise TypeError(f"settings is a {type(settings).__name__}, expected an ExportSettings")
+    if "int8" in settings.variants and calibration is None:
         raise ValueError("the int8 variant needs calibration batches (a few hundred training samples), "
                          "or leave 'int8' out of precisions")
-    if text_max_length < 1:
-        raise ValueError(f"text_max_length is {text_max_length}, expected >= 1")
-    wanted = [p for p in PRECISIONS if p == "fp32" or p in precisions]
+    text_max_length, wanted = settings.text_max_length, settings.variants
     image_size = model.config.vision.image_size
     was_training = model.training
     model.eval()
     try:
-        with atomic_directory(path, overwrite=overwrite) as root:
+        with atomic_directory(path, overwrite=settings.overwrite) as root:
             program, outputs = export_program(model, text_max_length)
             torch.export.save(program, str(root / PROGRAM_FILE))
             write_onnx(program, root / ONNX_FILES["fp32"], list(outputs), plugins=False)
@@ -116,18 +101,18 @@ def export_bundle(
                 for p in wanted
             }
             if "int8" in wanted:
-                feeds = calibration_feeds(calibration, text_max_length, image_size, calibration_samples)
+                feeds = calibration_feeds(calibration, text_max_length, image_size, settings.calibration_samples)
                 int8 = variants["int8"]
                 for file, scheme in ((int8.onnx, TENSORRT_INT8), (int8.onnxruntime_file, ONNXRUNTIME_INT8)):
-                    quantize_int8(root / ONNX_FILES["fp32"], root / file, feeds, scheme, calibration_method)
+                    quantize_int8(root / ONNX_FILES["fp32"], root / file, feeds, scheme, settings.calibration_method)
             if evaluation is not None:
                 # Each variant is scored on the graph ONNX Runtime runs for it.
                 files = {p: root / v.onnxruntime_file for p, v in variants.items()}
                 metrics = evaluate_variants(files, evaluation, text_max_length, image_size)
-                if accuracy_tolerance is not None:
-                    check_tolerance(metrics, accuracy_tolerance)
+                if settings.accuracy_tolerance is not None:
+                    check_tolerance(metrics, settings.accuracy_tolerance)
                     for p in wanted[1:]:
-                        metrics[p]["tolerance_Has0_acc_2"] = accuracy_tolerance
+                        metrics[p]["tolerance_Has0_acc_2"] = settings.accuracy_tolerance
                 for p, variant in variants.items():
                     variant.metrics = metrics[p]
             _write_tokenizer(tokenizer, root / TOKENIZER_FILE)

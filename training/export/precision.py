@@ -53,6 +53,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from fusionrt.graph_io import PRESENCE
+
 from .graph_io import batch_feeds
 
 #: Ops computed in float32 inside the FP16 graph (on top of ONNX Runtime's default block list).
@@ -63,6 +65,8 @@ INT8_FLOAT_SCOPES = ("fusion", "text_placeholder", "image_placeholder")
 INT8_QUANTIZED_SUBSCOPES = ("fusion.early",)
 #: Calibration samples used by default: enough for stable MinMax / percentile ranges.
 CALIBRATION_SAMPLES = 256
+#: How int8 calibration turns observed activations into ranges (:func:`quantize_int8`).
+CALIBRATION_METHODS = ("minmax", "percentile")
 
 
 def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
@@ -122,7 +126,7 @@ def calibration_feeds(
     feeds_list, seen = [], 0
     for batch in batches:
         feeds = batch_feeds(batch, text_length, image_size)
-        keep = min(samples - seen, len(feeds["presence"]))
+        keep = min(samples - seen, len(feeds[PRESENCE]))
         feeds_list.append({name: value[:keep] for name, value in feeds.items()})
         seen += keep
         if seen >= samples:
@@ -207,9 +211,9 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method is {method!r}, expected one of {CALIBRATION_METHODS}")
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
-    if method not in methods:
-        raise ValueError(f"calibration method is {method!r}, expected one of {sorted(methods)}")
     with tempfile.TemporaryDirectory(dir=Path(dst).parent, prefix=".quant-") as scratch:
         # Shape inference only: ORT's graph optimisation would rename the nodes float_scope_nodes
         # picks and may introduce com.microsoft ops that TensorRT cannot parse. ONNX's own shape
