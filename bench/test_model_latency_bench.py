@@ -1,7 +1,7 @@
 """Latency of whole models through ``Session.run``: each fusion strategy of the study × backend/precision
 × batch (1 and 8), on CPU here and on the GPU with TensorRT where it is built in.
 
-The models are the study's demo configs (``training/configs/demo_*.yaml``: MiniLM's first 2 layers and
+The models are the demo study's experiments (``training/configs/study_demo.yaml``: MiniLM's first 2 layers and
 small MobileNetV2 / ViT backbones at 64 px, 16 tokens) with random weights, since latency does not
 depend on them. Each is exported once, with fp32, fp16 and int8 variants, into the pytest cache
 (``.pytest_cache/d/fusionrt-bench-bundles/``) under a key of its config and fusionrt's version, and reused by
@@ -31,10 +31,10 @@ from fusionrt.bundle import read_manifest
 from tests.tiny_bundles import export_random_bundle, random_feeds
 
 torch = pytest.importorskip("torch")
-from training.experiment import ExperimentConfig  # noqa: E402
+from training.study_config import load_experiment  # noqa: E402
 from training.models import FusionModel  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
+DEMO_STUDY = Path(__file__).resolve().parents[1] / "training" / "configs" / "study_demo.yaml"
 MODELS = ["late_mobilenetv2", "intermediate_mobilenetv2", "early_mobilenetv2",
           "late_vit", "intermediate_vit", "early_vit", "hybrid_mobilenetv2"]
 PRECISIONS = ("fp32", "fp16", "int8")  # fp16: the graph TensorRT 11 builds fp16 engines from
@@ -44,8 +44,8 @@ VARIANTS = ["onnxruntime/fp32", "onnxruntime/int8", "torch/fp32", "tensorrt/fp32
 
 
 def _export(cache: Path, model_name: str) -> Path:
-    """The bundle of ``model_name``'s demo config with random weights: from ``cache``, or exported into it."""
-    experiment = ExperimentConfig.load(CONFIGS / f"demo_{model_name}.yaml")
+    """The bundle of ``model_name``'s demo experiment with random weights: from ``cache``, or exported into it."""
+    experiment = load_experiment(DEMO_STUDY, f"demo_{model_name}")
     config = experiment.fusion_config()
     config = dataclasses.replace(config, text=dataclasses.replace(config.text, pretrained=False))
     text_length = experiment.data.text_max_length
@@ -89,7 +89,7 @@ def test_model_latency(benchmark, model_bundle, model, batch, variant):
     backend, precision = variant.split("/")
     path = model_bundle(model)
     manifest = read_manifest(path)
-    reason = backends.unavailable(backend, manifest, backends.default_device(backend))
+    reason = backends.unavailable(backend, manifest)
     if reason is not None:
         pytest.skip(f"{backend}: {reason}")
     if precision not in manifest.variants:

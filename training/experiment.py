@@ -39,8 +39,10 @@ from typing import Any
 
 import yaml
 
+from training.checks import require_at_least, require_one_of
 from training.models import FusionConfig, get_config
 from training.models.registry import list_models
+from training.tables import closest_hint
 
 MODALITIES = ("text", "image")
 SCHEDULES = ("linear", "cosine", "constant")
@@ -65,7 +67,8 @@ class ModelSection:
 
     def __post_init__(self) -> None:
         if self.name not in list_models():
-            raise ValueError(f"model.name is {self.name!r}, expected a registered model: {', '.join(list_models())}")
+            raise ValueError(f"model.name is {self.name!r}, expected a registered model: {', '.join(list_models())}"
+                             f"{closest_hint(self.name, list_models())}")
 
 
 @dataclass
@@ -82,8 +85,7 @@ class GeneratedData:
     style: str = "clean"
 
     def __post_init__(self) -> None:
-        if self.style not in ("clean", "varied"):  # training.data.generated.STYLES
-            raise ValueError(f"data.generated.style is {self.style!r}, expected 'clean' or 'varied'")
+        require_one_of("data.generated.style", self.style, ("clean", "varied"))  # training.data.generated.STYLES
 
 
 @dataclass
@@ -123,13 +125,10 @@ class DataSection:
         unknown = set(self.modalities) - set(MODALITIES)
         if not self.modalities or unknown:
             raise ValueError(f"data.modalities is {self.modalities}, expected a non-empty subset of {list(MODALITIES)}")
-        if self.frame_sampling not in FRAME_MODES:
-            raise ValueError(f"data.frame_sampling is {self.frame_sampling!r}, expected one of {FRAME_MODES}")
+        require_one_of("data.frame_sampling", self.frame_sampling, FRAME_MODES)
         for name in ("text_max_length", "image_size", "num_frames", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"data.{name} is {getattr(self, name)}, expected >= 1")
-        if self.workers < 0:
-            raise ValueError(f"data.workers is {self.workers}, expected >= 0")
+            require_at_least(f"data.{name}", getattr(self, name), 1)
+        require_at_least("data.workers", self.workers, 0)
 
     @property
     def resolved_cache_dir(self) -> Path:
@@ -173,22 +172,19 @@ class OptimSection:
     loss: str = "l1"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"optim.epochs is {self.epochs}, expected >= 1")
+        require_at_least("optim.epochs", self.epochs, 1)
         for name in ("lr_backbone", "lr_text", "lr_vision"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"optim.{name} is {value}, expected >= 0 (0 freezes the encoder)")
+            if value is not None:
+                require_at_least(f"optim.{name}", value, 0, ">= 0 (0 freezes the encoder)")
         if self.lr_head <= 0:
             raise ValueError(f"optim.lr_head is {self.lr_head}, expected > 0")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("optim.weight_decay and optim.grad_clip must be >= 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"optim.warmup_ratio is {self.warmup_ratio}, expected a fraction in [0, 1)")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"optim.schedule is {self.schedule!r}, expected one of {SCHEDULES}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"optim.loss is {self.loss!r}, expected one of {LOSSES}")
+        require_one_of("optim.schedule", self.schedule, SCHEDULES)
+        require_one_of("optim.loss", self.loss, LOSSES)
 
     @property
     def resolved_lr_text(self) -> float:
@@ -214,12 +210,10 @@ class EarlyStoppingSection:
     patience: int = 3
 
     def __post_init__(self) -> None:
-        if self.metric not in STOP_METRICS:
-            raise ValueError(f"early_stopping.metric is {self.metric!r}, expected one of {STOP_METRICS}")
+        require_one_of("early_stopping.metric", self.metric, STOP_METRICS)
         if self.mode not in (None, "min", "max"):
             raise ValueError(f"early_stopping.mode is {self.mode!r}, expected 'min', 'max' or null")
-        if self.patience < 0:
-            raise ValueError(f"early_stopping.patience is {self.patience}, expected >= 0")
+        require_at_least("early_stopping.patience", self.patience, 0)
 
     @property
     def resolved_mode(self) -> str:

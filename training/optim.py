@@ -8,12 +8,22 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from training.experiment import OptimSection
 from training.models import FusionModel
+from training.tables import lookup
+
+#: The decay after warm-up of each ``optim.schedule`` (experiment.SCHEDULES): the learning-rate
+#: factor at ``progress``, the fraction of the post-warm-up steps done.
+DECAYS: dict[str, Callable[[float], float]] = {
+    "linear": lambda progress: 1.0 - progress,
+    "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress)),
+    "constant": lambda progress: 1.0,
+}
 
 
 def build_optimizer(model: FusionModel, optim: OptimSection) -> torch.optim.AdamW:
@@ -52,15 +62,11 @@ def build_optimizer(model: FusionModel, optim: OptimSection) -> torch.optim.Adam
 def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimSection, total_steps: int) -> LambdaLR:
     """Linear warm-up over ``warmup_ratio * total_steps`` steps, then linear / cosine decay to 0 (or constant)."""
     warmup = int(optim.warmup_ratio * total_steps)
+    decay = lookup(DECAYS, optim.schedule, "optim.schedule")
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)  # never exactly 0: the first step already learns a little
-        if optim.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        if optim.schedule == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return decay(min(1.0, (step - warmup) / max(1, total_steps - warmup)))
 
     return LambdaLR(optimizer, factor)

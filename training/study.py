@@ -10,7 +10,8 @@
    reason, those that cannot run here), score the test fold through ``Session.run`` and time batch-1
    calls (:mod:`training.latency`). For late / intermediate fusion on ONNX Runtime, first time its
    branches run one after the other, concurrently, and the slower one alone
-   (:func:`fusionrt.execution.choose_execution`); the session then runs the faster mode.
+   (:func:`fusionrt.backends.onnxruntime.execution.choose_execution`); the session then runs the
+   faster mode.
 
 Every stage's output is kept, so a rerun after an interruption picks up where it stopped. The report
 (:mod:`training.report`) replaces ``<report_dir>`` as a whole once every model is done.
@@ -38,15 +39,17 @@ from tqdm import tqdm
 
 import fusionrt
 from fusionrt import backends
-from fusionrt.branches import SPLITTABLE
+from fusionrt.backends import RunOptions
+from fusionrt.backends.onnxruntime.branches import SPLITTABLE
+from fusionrt.backends.onnxruntime.execution import choose_execution
 from fusionrt.bundle import MANIFEST_NAME, BundleError, Manifest, read_manifest
-from fusionrt.execution import choose_execution
+from fusionrt.graph_io import SCORE, output_name
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.experiment import MODALITIES, ExperimentConfig
 from training.export import export_bundle
 from training.export.graph_io import batch_feeds
 from training.latency import measure_latency, split_batch
-from training.loaders import dataset_root, fold_loader, load_tokenizer, resolve_tokenizer
+from training.loaders import bundle_tokenizer, dataset_root, export_loaders, fold_loader, load_tokenizer
 from training.metrics import mosi_metrics
 from training.report import write_report
 from training.study_config import ExportSection, LatencySection, LatencyTarget, StudyConfig
@@ -143,19 +146,14 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
     data = config.data
-    root = dataset_root(data)
-    tokenizer = load_tokenizer(ckpt["tokenizer"])
     # The loaders keep the experiment's modalities, so a unimodal baseline is calibrated and scored as trained.
-    calibration = fold_loader(data, "train", tokenizer, root, shuffle=True, seed=config.seed)
-    evaluation = fold_loader(data, "test", tokenizer, root, shuffle=False, seed=config.seed)
+    calibration, evaluation = export_loaders(data, load_tokenizer(ckpt["tokenizer"]), config.seed)
+    tokenizer = bundle_tokenizer(data, model.config.text)
 
     def export(variants: list[str]) -> None:
-        export_bundle(
-            model, path, model_name=config.name, tokenizer=_bundle_tokenizer(config, model.config.text),
-            text_max_length=data.text_max_length, calibration=calibration, evaluation=evaluation,
-            precisions=variants, overwrite=True, calibration_samples=options.calibration_samples,
-            calibration_method=options.calibration_method, accuracy_tolerance=options.accuracy_tolerance,
-        )
+        settings = options.settings(data.text_max_length, variants)
+        export_bundle(model, path, model_name=config.name, tokenizer=tokenizer, settings=settings,
+                      calibration=calibration, evaluation=evaluation)
 
     try:
         export(precisions)
@@ -166,13 +164,6 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
                          encoding="utf-8")
         tqdm.write(f"[study] {config.name}: {issue.read_text(encoding='utf-8').strip()}")
         export(["fp32"])
-
-
-def _bundle_tokenizer(config: ExperimentConfig, text: Any) -> Any:
-    """The text backbone's tokenizer for the bundle, also for an image-only baseline (deployment may
-    still send text): a ``tokenizer.json`` path, or a hub tokenizer's ``tokenizers`` backend."""
-    source = resolve_tokenizer(dataclasses.replace(config.data, modalities=list(MODALITIES)), text)
-    return source if source.endswith(".json") else load_tokenizer(source).backend_tokenizer
 
 
 def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path,
@@ -218,7 +209,7 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
         # execution="auto" runs the mode _choose_concurrency recorded in the bundle, if any.
         session = fusionrt.load(bundle, backend=target.backend, device=target.device, precision=target.precision,
                                 threads=latency.threads)
-        scores = np.concatenate([session.run(feeds)["score"] for feeds in batches])
+        scores = np.concatenate([session.run(feeds)[output_name(SCORE)] for feeds in batches])
         stats = measure_latency(session, timing_feeds, warmup=latency.warmup, repeats=latency.repeats)
         record["targets"][target.label] = {
             "backend": session.backend, "device": session.device, "precision": session.precision,
@@ -231,12 +222,12 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
 def _choose_concurrency(bundle: Path, manifest: Manifest, modalities: Sequence[str], target: LatencyTarget,
                         latency: LatencySection) -> dict[str, Any] | None:
     """Times sequential vs concurrent branches of a late / intermediate model on ONNX Runtime and records
-    the faster in the bundle (:func:`fusionrt.execution.choose_execution`); None for other targets and
-    for unimodal baselines (one branch only)."""
+    the faster in the bundle (:func:`fusionrt.backends.onnxruntime.execution.choose_execution`); None
+    for other targets and for unimodal baselines (one branch only)."""
     if target.backend != "onnxruntime" or manifest.strategy not in SPLITTABLE or len(modalities) < len(MODALITIES):
         return None
-    return choose_execution(bundle, latency.concurrency_repeats, device=target.device or "cpu",
-                            precision=target.precision, threads=latency.threads)
+    options = RunOptions(device=target.device, precision=target.precision, threads=latency.threads)
+    return choose_execution(bundle, latency.concurrency_repeats, options=options)
 
 
 def _read_issue(path: Path) -> str | None:
@@ -254,15 +245,14 @@ def _test_feeds(config: ExperimentConfig, batch_size: int) -> tuple[list[dict[st
 
 
 def _why_not(backend: str, precision: str, device: str | None, manifest: Manifest) -> str | None:
-    """Why this target cannot be measured here (backend unavailable, variant missing), or None."""
-    why = backends.unavailable(backend, manifest, device or backends.default_device(backend))
+    """Why this target cannot be measured here (backend unavailable, variant missing or not run by the
+    backend), or None."""
+    why = backends.unavailable(backend, manifest, RunOptions(device=device, precision=precision))
     if why is not None:
         return why
     if precision not in manifest.variants:
         return f"the bundle has no {precision} variant (export.precisions)"
-    if backend == "torch" and precision != "fp32":
-        return "the torch backend runs fp32 only"
-    return None
+    return backends.backend_type(backend).precision_issue(precision)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,12 +1,15 @@
 """Study configuration: which experiments to train, how to export them, what latency to measure.
 
-A study file (YAML or TOML) lists experiment configs (paths relative to the study file) and says how
-every model is exported, which backend / precision pairs are timed, and where results go::
+A study file (YAML or TOML) lists its experiments, each a base experiment config (a path relative to
+the study file) with a name and the overrides that make it this experiment, and says how every model
+is exported, which backend / precision pairs are timed, and where results go::
 
-    name: demo                                  # default: the file's stem
-    experiments:                                # experiment configs, relative to this file
-      - demo_late_mobilenetv2.yaml
-      - {config: late_mobilenetv2.yaml, name: text_only, overrides: {data: {modalities: [text]}}}
+    name: demo                                  # default: the file's stem without "study_"
+    experiments:                                # {config: base file, name, overrides}
+      - {config: base_demo.yaml, name: demo_late_mobilenetv2}
+      - {config: base_demo.yaml, name: demo_late_vit, overrides: {model: {name: late_vit}}}
+      - {config: base_demo.yaml, name: demo_text_only, overrides: {data: {modalities: [text]}}}
+      - other_experiment.yaml                   # a whole config file (its own name, else its stem)
     overrides: {data: {generated: {scale: 0.5}}}  # merged into every experiment config
     export: {precisions: [fp32, int8], calibration_samples: 128, calibration_method: minmax}
     latency:
@@ -16,10 +19,16 @@ every model is exported, which backend / precision pairs are timed, and where re
     work_dir: runs/study/demo                   # trained runs and bundles (default runs/study/<name>)
     report_dir: reports/demo                    # report (default reports/<name>)
 
+Each experiment resolves to ``base + study overrides + its own overrides`` (mappings merge, anything
+else replaces), named ``name`` and run in ``<work_dir>/<name>/run``. :func:`load_experiment` gives one
+of them, resolved the same way, to train on its own (``python -m training.train --experiment``).
+
 Example:
     >>> study = StudyConfig.load("training/configs/study_demo.yaml")  # doctest: +SKIP
     >>> [e.name for e in study.experiment_configs()]  # doctest: +SKIP
     ['demo_late_mobilenetv2', ...]
+    >>> load_experiment("training/configs/study_demo.yaml", "demo_late_vit").model.name  # doctest: +SKIP
+    'late_vit'
 """
 
 from __future__ import annotations
@@ -32,15 +41,16 @@ from typing import Any
 
 from fusionrt.backends import NAMES as BACKENDS
 from fusionrt.bundle import PRECISIONS
+from training.checks import require_at_least, require_one_of
 from training.experiment import ExperimentConfig, _build, read_config_file
+from training.export import ExportSettings
 from training.export.precision import CALIBRATION_SAMPLES
-
-CALIBRATION_METHODS = ("minmax", "percentile")
-
+from training.tables import lookup
 
 @dataclass
 class ExportSection:
-    """Arguments of :func:`training.export.export_bundle` for every model of the study.
+    """The study's export options for every model, checked by :class:`training.export.ExportSettings`
+    (their one home) when the study file is read.
 
     ``accuracy_tolerance`` ``None`` records each variant's accuracy without failing the export: a
     study reports what int8 costs rather than refusing to show it.
@@ -52,14 +62,19 @@ class ExportSection:
     accuracy_tolerance: float | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.precisions) - set(PRECISIONS)
-        if unknown:
-            raise ValueError(f"export.precisions has {sorted(unknown)}, expected a subset of {list(PRECISIONS)}")
-        if self.calibration_method not in CALIBRATION_METHODS:
-            raise ValueError(f"export.calibration_method is {self.calibration_method!r}, "
-                             f"expected one of {CALIBRATION_METHODS}")
-        if self.calibration_samples < 1:
-            raise ValueError(f"export.calibration_samples is {self.calibration_samples}, expected >= 1")
+        try:
+            self.settings(text_max_length=1)
+        except ValueError as error:
+            raise ValueError(f"export.{error}") from None
+
+    def settings(self, text_max_length: int, precisions: list[str] | None = None) -> ExportSettings:
+        """The export settings for one model: these options at its text length (``precisions``, when
+        given, replaces the study's list, e.g. fp32 only after a failed int8 export)."""
+        return ExportSettings(
+            text_max_length=text_max_length, precisions=self.precisions if precisions is None else precisions,
+            calibration_samples=self.calibration_samples, calibration_method=self.calibration_method,
+            accuracy_tolerance=self.accuracy_tolerance, overwrite=True,
+        )
 
 
 @dataclass
@@ -71,10 +86,8 @@ class LatencyTarget:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"latency target backend is {self.backend!r}, expected one of {list(BACKENDS)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"latency target precision is {self.precision!r}, expected one of {list(PRECISIONS)}")
+        require_one_of("latency target backend", self.backend, list(BACKENDS))
+        require_one_of("latency target precision", self.precision, list(PRECISIONS))
 
     @property
     def label(self) -> str:
@@ -96,7 +109,8 @@ class LatencySection:
     threads: int | None = None
     eval_batch_size: int = 8
     #: Late / intermediate fusion on ONNX Runtime: time sequential vs concurrent branches and deploy the
-    #: faster (:func:`fusionrt.execution.choose_execution`), with this many timed calls per mode.
+    #: faster (:func:`fusionrt.backends.onnxruntime.execution.choose_execution`), with this many timed
+    #: calls per mode.
     concurrency_repeats: int = 30
 
     def __post_init__(self) -> None:
@@ -105,16 +119,15 @@ class LatencySection:
         self.targets = [t if isinstance(t, LatencyTarget) else _build(LatencyTarget, t, "latency.targets[].")
                         for t in self.targets]
         for name in ("repeats", "samples", "eval_batch_size", "concurrency_repeats"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"latency.{name} is {getattr(self, name)}, expected >= 1")
-        if self.warmup < 0:
-            raise ValueError(f"latency.warmup is {self.warmup}, expected >= 0")
+            require_at_least(f"latency.{name}", getattr(self, name), 1)
+        require_at_least("latency.warmup", self.warmup, 0)
 
 
 @dataclass
 class ExperimentEntry:
-    """One experiment of the study: a config file, optionally renamed and with its own overrides
-    (merged after the study-wide ones), e.g. a unimodal baseline made from a fusion config."""
+    """One experiment of the study: a base config file, the experiment's name (default: the config's
+    own ``name``, else the file's stem) and its own overrides (merged after the study-wide ones),
+    e.g. a ViT model or a unimodal baseline made from the late MobileNetV2 base."""
 
     config: str = ""
     name: str | None = None
@@ -169,7 +182,8 @@ class StudyConfig:
             try:
                 config = ExperimentConfig.from_dict(_merge(_merge(base, self.overrides), entry.overrides))
             except (TypeError, ValueError) as err:
-                raise ValueError(f"study overrides do not apply to {path}: {err}") from err
+                what = path if entry.name is None else f"{path} (experiment {entry.name})"
+                raise ValueError(f"study overrides do not apply to {what}: {err}") from err
             config.output_dir = str(self.resolved_work_dir / config.name / "run")
             configs.append(config)
         names = [c.name for c in configs]
@@ -177,6 +191,11 @@ class StudyConfig:
         if duplicates:
             raise ValueError(f"experiments {duplicates} appear more than once; each needs its own name")
         return configs
+
+    def experiment_config(self, name: str) -> ExperimentConfig:
+        """Experiment ``name``, resolved exactly as :meth:`experiment_configs` resolves it (same run
+        directory, so the study finds it trained); an unknown name lists the study's experiments."""
+        return lookup({c.name: c for c in self.experiment_configs()}, name, "experiment")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> StudyConfig:
@@ -197,3 +216,33 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def is_study_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the config file at ``path`` is a study (it lists ``experiments``) rather than one experiment."""
+    return "experiments" in read_config_file(Path(path), "config", "a mapping of config sections")
+
+
+def load_experiment(path: str | os.PathLike[str], experiment: str | None = None) -> ExperimentConfig:
+    """The experiment config to train from file ``path``.
+
+    Args:
+        path: A plain experiment config, or a study config.
+        experiment: With a study file, the name of one of its experiments (required); with a plain
+            config, ``None``.
+
+    Example:
+        >>> load_experiment("training/configs/study_demo.yaml", "demo_text_only").data.modalities  # doctest: +SKIP
+        ['text']
+    """
+    if not is_study_file(path):
+        if experiment is not None:
+            raise ValueError(f"{path} is one experiment's config, not a study: --experiment {experiment} "
+                             "needs a study file (or leave --experiment out)")
+        return ExperimentConfig.load(path)
+    study = StudyConfig.load(path)
+    if experiment is None:
+        names = [c.name for c in study.experiment_configs()]
+        raise ValueError(f"{path} is a study of {len(names)} experiments; pick one with --experiment: "
+                         f"{', '.join(names)}")
+    return study.experiment_config(experiment)

@@ -1,4 +1,9 @@
-"""Train one experiment: ``python -m training.train --config FILE [--data-root DIR] [--out DIR]``.
+"""Train one experiment: ``python -m training.train --config FILE [--experiment NAME] [--data-root DIR] [--out DIR]``.
+
+``FILE`` is an experiment config (e.g. ``training/configs/base_demo.yaml``), or a study config with
+``--experiment`` naming one of its experiments (``--config training/configs/study_demo.yaml
+--experiment demo_late_vit``): that experiment is resolved as the study resolves it (base config +
+overrides) and trained into the study's run directory, where ``fusionrt study`` finds it.
 
 Under ``torchrun --nproc_per_node N`` the same command trains with DistributedDataParallel. Running
 it again on an unfinished run directory resumes from ``last.pt``. A finished run leaves in its
@@ -6,7 +11,7 @@ directory ``best.pt``, ``last.pt``, ``metrics.jsonl``, ``config.yaml`` and ``res
 test metrics of the best epoch, parameters and FLOPs per branch).
 
 Example:
-    >>> result = train("training/configs/demo_late_mobilenetv2.yaml", out="runs/demo")  # doctest: +SKIP
+    >>> result = train("training/configs/study_demo.yaml", experiment="demo_late_vit")  # doctest: +SKIP
     >>> result["test"]["Has0_acc_2"]  # doctest: +SKIP
     0.93
 """
@@ -22,6 +27,7 @@ from typing import Any
 from training import distributed
 from training.evaluate import evaluate
 from training.experiment import ExperimentConfig
+from training.study_config import load_experiment
 from training.trainer import BEST, Trainer, write_json
 
 RESULT = "result.json"
@@ -30,6 +36,7 @@ RESULT = "result.json"
 def train(
     config: ExperimentConfig | str | os.PathLike[str],
     *,
+    experiment: str | None = None,
     data_root: str | None = None,
     out: str | os.PathLike[str] | None = None,
     max_epochs_this_run: int | None = None,
@@ -37,7 +44,9 @@ def train(
     """Trains (or resumes) ``config`` and, once finished, scores its best checkpoint.
 
     Args:
-        config: An :class:`ExperimentConfig` or the path of a YAML / TOML file.
+        config: An :class:`ExperimentConfig`, or the path of a YAML / TOML experiment or study config.
+        experiment: With a study config, the experiment to train (see
+            :func:`training.study_config.load_experiment`).
         data_root: Replaces ``config.data.root`` (a MOSI root or ``"generated"``).
         out: Replaces ``config.output_dir``.
         max_epochs_this_run: Stop after this many epochs of this call (see :meth:`Trainer.fit`).
@@ -46,7 +55,9 @@ def train(
         ``result.json``'s content when the run finished; otherwise ``{"finished": False, "epoch": n}``.
     """
     if not isinstance(config, ExperimentConfig):
-        config = ExperimentConfig.load(config)
+        config = load_experiment(config, experiment)
+    elif experiment is not None:
+        raise ValueError(f"experiment={experiment!r} picks from a study file; config is already an ExperimentConfig")
     if data_root is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=str(data_root)))
     if out is not None:
@@ -80,13 +91,27 @@ def train(
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description="Train a fusionrt experiment (resumes an unfinished run).")
-    parser.add_argument("--config", required=True, type=Path, help="experiment config (.yaml / .toml)")
+    parser = argparse.ArgumentParser(
+        description="Train a fusionrt experiment (resumes an unfinished run).",
+        epilog="examples:\n"
+               "  python -m training.train --config training/configs/base_demo.yaml\n"
+               "  python -m training.train --config training/configs/study_demo.yaml --experiment demo_late_vit",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, type=Path,
+                        help="experiment config, or a study config with --experiment (.yaml / .toml)")
+    parser.add_argument("--experiment", default=None, metavar="NAME",
+                        help="with a study config: the experiment to train (its base config + overrides), "
+                             "in the study's run directory")
     parser.add_argument("--data-root", default=None, help='MOSI root or "generated" (overrides data.root)')
     parser.add_argument("--out", type=Path, default=None, help="run directory (overrides output_dir)")
     args = parser.parse_args(argv)
     try:
-        result = train(args.config, data_root=args.data_root, out=args.out)
+        config = load_experiment(args.config, args.experiment)
+    except (FileNotFoundError, ValueError) as err:  # a config mistake: say it, without a traceback
+        parser.error(str(err))
+    try:
+        result = train(config, data_root=args.data_root, out=args.out)
         if distributed.is_main_process():
             test = result["test"]
             print(f"[{result['name']}] best epoch {result['best_epoch']}: test Has0_acc_2={test['Has0_acc_2']:.4f} "

@@ -17,7 +17,9 @@ from training.models import (
 )
 from training.models.attention import attention
 from training.models.config import DECISION_COMBINERS, OPERATORS, STRATEGIES
+from training.models.fusion_ops import build_operator
 from training.models.modality_dropout import ModalityDropout
+from training.models.strategies import get_strategy
 from training.models.vision_encoder import VisionEncoder
 
 
@@ -305,3 +307,42 @@ def test_export_matches_eager(name: str, operator: str | None, tmp_path) -> None
     assert len(outputs) == len(expected)
     for got, (key, want) in zip(outputs, expected.items()):
         torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4, msg=f"ONNX Runtime: {key}")
+
+
+# ------------------------------------------------------------------------------------------ name tables
+
+
+def test_the_part_tables_cover_every_name_a_config_accepts() -> None:
+    from training.models.fusion_ops import OPERATOR_CLASSES
+    from training.models.strategies import STRATEGY_SPECS
+
+    assert set(OPERATOR_CLASSES) == set(OPERATORS)
+    assert set(STRATEGY_SPECS) == set(STRATEGIES)
+    for name, spec in STRATEGY_SPECS.items():
+        needed = set(spec.joined) | ({"tap"} if spec.early else set())
+        assert needed <= set(spec.points), f"{name} joins points its encoders do not produce"
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: build_operator("sume", [4, 4], 8, 2, 0.0),
+     "unknown fusion operator 'sume', expected one of ['concat', 'cross_attention', 'gated', 'sum']; "
+     "did you mean 'sum'?"),
+    (lambda: get_strategy("hybird"),
+     "unknown fusion strategy 'hybird', expected one of ['decision', 'early', 'hybrid', 'intermediate', 'late']; "
+     "did you mean 'hybrid'?"),
+    (lambda: get_config("late_vti"), "unknown model 'late_vti', expected one of ['decision', 'early', "),
+    (lambda: get_config("late_vti"), "did you mean 'late_vit'?"),
+    (lambda: FusionConfig(operator="gate"), "operator is 'gate', expected one of ('concat', 'sum', 'gated', "
+                                            "'cross_attention'); did you mean 'gated'?"),
+])
+def test_unknown_part_names_list_the_valid_ones_and_the_closest(build, message) -> None:
+    with pytest.raises(ValueError) as err:  # also KeyError for table lookups: what a failed lookup is
+        build()
+    assert message in str(err.value)
+
+
+def test_a_part_name_is_registered_once() -> None:
+    from training.models.fusion_ops import register_operator
+
+    with pytest.raises(ValueError, match="fusion operator 'sum' is already registered"):
+        register_operator("sum")(torch.nn.Identity)

@@ -74,8 +74,8 @@ def test_report_has_every_model_and_column(micro: Path) -> None:
 
 
 def test_late_fusion_deploys_the_faster_branch_execution_and_reports_it(micro: Path) -> None:
-    from fusionrt.backends.onnxruntime import physical_cores
-    from fusionrt.execution import recorded_mode
+    from fusionrt.backends import RunOptions
+    from fusionrt.backends.onnxruntime.execution import recorded_mode
 
     out = micro.parent / "report"
     late, text_only = json.loads((out / report.RESULTS_FILE).read_text())["models"]
@@ -86,7 +86,7 @@ def test_late_fusion_deploys_the_faster_branch_execution_and_reports_it(micro: P
     assert set(modes) == {"sequential", "parallel", "branches"} and chosen["slower_branch_ms"] > 0
     assert chosen["mode"] == "sequential" or modes[chosen["mode"]] < 0.95 * modes["sequential"]
     # The bundle remembers the choice, so the session the study timed (execution="auto") ran it.
-    assert recorded_mode(late["bundle"], "cpu", "fp32", physical_cores()) == chosen["mode"]
+    assert recorded_mode(late["bundle"], RunOptions(device="cpu", precision="fp32")) == chosen["mode"]
     text = (out / report.REPORT_FILE).read_text()
     section = text.split("## Concurrent branches", 1)[1]
     assert f"| tiny_late | onnxruntime fp32 | {modes['sequential']:.2f} |" in section
@@ -105,6 +105,17 @@ def test_rerun_continues_where_the_study_stopped(micro: Path) -> None:
     assert (work / "tiny_text" / study.MEASURED).is_file()
     results = json.loads((micro.parent / "report" / report.RESULTS_FILE).read_text())
     assert [m["name"] for m in results["models"]] == ["tiny_late", "tiny_text"]
+
+
+def test_train_experiment_reuses_the_run_the_study_trained(micro: Path) -> None:
+    from training import train
+
+    best = micro.parent / "work" / "tiny_text" / "run" / "best.pt"
+    before = best.stat().st_mtime_ns
+    result = train.train(micro, experiment="tiny_text")  # the study's experiment, resolved as the study does
+    assert result["finished"] and Path(result["run_dir"]) == best.parent
+    assert result["modalities"] == ["text"]
+    assert best.stat().st_mtime_ns == before  # the same config, so the finished run is not trained again
 
 
 def test_pareto_front() -> None:

@@ -13,6 +13,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from training.checks import require_at_least, require_one_of
+
+# The names a config may use; the parts they pick are the tables strategies.STRATEGY_SPECS and
+# fusion_ops.OPERATOR_CLASSES (tests check they agree). Kept here, free of torch, so a config
+# (a bundle manifest's) validates before any model is built.
 STRATEGIES = ("late", "intermediate", "early", "hybrid", "decision")
 OPERATORS = ("concat", "sum", "gated", "cross_attention")
 TEXT_POOLINGS = ("cls", "mean", "pooler")
@@ -43,10 +48,8 @@ class TextBackboneConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.pooling not in TEXT_POOLINGS:
-            raise ValueError(f"text.pooling is {self.pooling!r}, expected one of {TEXT_POOLINGS}")
-        if self.tap_layer < 1:
-            raise ValueError(f"text.tap_layer is {self.tap_layer}, expected >= 1 (a count of encoder layers)")
+        require_one_of("text.pooling", self.pooling, TEXT_POOLINGS)
+        require_at_least("text.tap_layer", self.tap_layer, 1, ">= 1 (a count of encoder layers)")
 
 
 @dataclass
@@ -72,10 +75,8 @@ class VisionBackboneConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.tap < 0:
-            raise ValueError(f"vision.tap is {self.tap}, expected a non-negative timm feature index")
-        if self.image_size < 1:
-            raise ValueError(f"vision.image_size is {self.image_size}, expected a positive side length")
+        require_at_least("vision.tap", self.tap, 0, "a non-negative timm feature index")
+        require_at_least("vision.image_size", self.image_size, 1, "a positive side length")
 
 
 @dataclass
@@ -119,8 +120,7 @@ class FusionConfig:
         if isinstance(self.vision, dict):
             self.vision = VisionBackboneConfig(**self.vision)
         self.decision_weights = tuple(float(w) for w in self.decision_weights)
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy is {self.strategy!r}, expected one of {STRATEGIES}")
+        require_one_of("strategy", self.strategy, STRATEGIES)
         if self.strategy == "decision":
             if self.operator is not None:
                 raise ValueError(
@@ -129,10 +129,9 @@ class FusionConfig:
                 )
         elif self.operator is None:
             self.operator = "concat"
-        elif self.operator not in OPERATORS:
-            raise ValueError(f"operator is {self.operator!r}, expected one of {OPERATORS}")
-        if self.decision_combiner not in DECISION_COMBINERS:
-            raise ValueError(f"decision_combiner is {self.decision_combiner!r}, expected one of {DECISION_COMBINERS}")
+        else:
+            require_one_of("operator", self.operator, OPERATORS)
+        require_one_of("decision_combiner", self.decision_combiner, DECISION_COMBINERS)
         if len(self.decision_weights) != 2:
             raise ValueError(f"decision_weights has {len(self.decision_weights)} values, expected 2 (text, image)")
         if min(self.decision_weights) <= 0:
@@ -145,8 +144,7 @@ class FusionConfig:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by fusion_heads {self.fusion_heads}"
             )
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes is {self.num_classes}, expected >= 0")
+        require_at_least("num_classes", self.num_classes, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (nested backbone configs become dicts)."""

@@ -2,6 +2,8 @@
 
 All operators take a list of :class:`Stream` and return ``(batch, out_features)``. concat, sum and
 gated join the pooled vectors; cross_attention lets each stream's tokens attend to the others'.
+:data:`OPERATOR_CLASSES` maps each ``FusionConfig.operator`` name to its class; a new operator is a
+class decorated with ``@register_operator("name")`` taking ``(widths, hidden_size, heads, dropout)``.
 
 Example:
     >>> op = build_operator("gated", widths=[32, 48], hidden_size=16, heads=2, dropout=0.0)
@@ -13,20 +15,35 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from training.tables import lookup, register
 
 from .attention import MultiHeadAttention
 from .concat_layernorm import FusedConcatLayerNorm
 from .stream import Stream, masked_mean
 
+#: Fusion operators by name; each is built as ``cls(widths, hidden_size, heads, dropout)``.
+OPERATOR_CLASSES: dict[str, type[nn.Module]] = {}
 
+
+def register_operator(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator adding a fusion operator to :data:`OPERATOR_CLASSES` under ``name``."""
+    return register(OPERATOR_CLASSES, name, "fusion operator")
+
+
+@register_operator("concat")
 class ConcatFusion(nn.Module):
-    """Concatenation of the pooled vectors followed by LayerNorm (one fused op)."""
+    """Concatenation of the pooled vectors followed by LayerNorm (one fused op).
 
-    def __init__(self, widths: Sequence[int]) -> None:
+    It keeps the streams' full width, so it takes ``hidden_size``, ``heads`` and ``dropout`` only
+    for the operators' common constructor and ignores them.
+    """
+
+    def __init__(self, widths: Sequence[int], hidden_size: int = 0, heads: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = FusedConcatLayerNorm(widths)
         self.out_features = sum(widths)
@@ -35,10 +52,12 @@ class ConcatFusion(nn.Module):
         return self.norm([s.pooled for s in streams])
 
 
+@register_operator("sum")
 class SumFusion(nn.Module):
-    """Sum of the pooled vectors, each first projected to ``hidden_size``, then LayerNorm."""
+    """Sum of the pooled vectors, each first projected to ``hidden_size``, then LayerNorm
+    (``heads`` and ``dropout`` are unused)."""
 
-    def __init__(self, widths: Sequence[int], hidden_size: int) -> None:
+    def __init__(self, widths: Sequence[int], hidden_size: int, heads: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         self.proj = nn.ModuleList(nn.Linear(w, hidden_size) for w in widths)
         self.norm = nn.LayerNorm(hidden_size)
@@ -48,14 +67,15 @@ class SumFusion(nn.Module):
         return self.norm(sum(proj(s.pooled) for proj, s in zip(self.proj, streams)))
 
 
+@register_operator("gated")
 class GatedFusion(nn.Module):
     """Gated multimodal unit: a learned per-modality, per-feature gate weighs the projected vectors.
 
     ``h_i = tanh(W_i x_i)``, ``z = softmax_i(W_z [x_1 .. x_n])``, output ``sum_i z_i * h_i``
-    (for two modalities this is the GMU of Arevalo et al., 2017).
+    (for two modalities this is the GMU of Arevalo et al., 2017); ``heads`` and ``dropout`` are unused.
     """
 
-    def __init__(self, widths: Sequence[int], hidden_size: int) -> None:
+    def __init__(self, widths: Sequence[int], hidden_size: int, heads: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         self.proj = nn.ModuleList(nn.Linear(w, hidden_size) for w in widths)
         self.gate = nn.Linear(sum(widths), len(widths) * hidden_size)
@@ -68,6 +88,7 @@ class GatedFusion(nn.Module):
         return (z * h).sum(dim=1)
 
 
+@register_operator("cross_attention")
 class CrossAttentionFusion(nn.Module):
     """Cross-modal attention: each stream's tokens attend to the tokens of all the other streams.
 
@@ -95,13 +116,6 @@ class CrossAttentionFusion(nn.Module):
 
 
 def build_operator(name: str, widths: Sequence[int], hidden_size: int, heads: int, dropout: float) -> nn.Module:
-    """The fusion operator ``name`` for streams of the given widths; it has an ``out_features`` attribute."""
-    if name == "concat":
-        return ConcatFusion(widths)
-    if name == "sum":
-        return SumFusion(widths, hidden_size)
-    if name == "gated":
-        return GatedFusion(widths, hidden_size)
-    if name == "cross_attention":
-        return CrossAttentionFusion(widths, hidden_size, heads, dropout)
-    raise ValueError(f"unknown fusion operator {name!r}, expected concat, sum, gated or cross_attention")
+    """The fusion operator ``name`` (a key of :data:`OPERATOR_CLASSES`) for streams of the given widths;
+    it has an ``out_features`` attribute. An unknown name raises a ``ValueError`` listing the valid ones."""
+    return lookup(OPERATOR_CLASSES, name, "fusion operator")(widths, hidden_size, heads, dropout)

@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from training.tables import lookup, register
+
 from .config import FusionConfig, TextBackboneConfig, VisionBackboneConfig
 from .model import FusionModel
 
@@ -27,14 +29,7 @@ STUDY_VISION = {
 
 def register_model(name: str) -> Callable[[Callable[[], FusionConfig]], Callable[[], FusionConfig]]:
     """Decorator registering a function that returns the default :class:`FusionConfig` of ``name``."""
-
-    def wrap(fn: Callable[[], FusionConfig]) -> Callable[[], FusionConfig]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
+    return register(_REGISTRY, name, "model")
 
 
 def list_models() -> list[str]:
@@ -57,11 +52,10 @@ def get_config(name: str, **overrides: Any) -> FusionConfig:
     """The default config of model ``name`` with ``overrides`` (FusionConfig fields) applied.
 
     ``text`` / ``vision`` may be a name (``"bert-base-uncased"``), a dict of backbone fields to
-    change (``{"pretrained": False}``) or a full backbone config.
+    change (``{"pretrained": False}``) or a full backbone config. An unknown ``name`` raises a
+    ``KeyError`` (also a ``ValueError``) listing the registered models.
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    cfg = _REGISTRY[name]()
+    cfg = lookup(_REGISTRY, name, "model")()
     if "text" in overrides:
         overrides["text"] = _backbone(cfg.text, overrides["text"], TextBackboneConfig)
     if "vision" in overrides:
