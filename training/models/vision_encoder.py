@@ -2,18 +2,113 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from types import FunctionType
 
 import timm
 import torch
-from timm.models import get_pretrained_cfg_value
+from timm.models import build_model_with_cfg, get_pretrained_cfg_value, model_entrypoint
 from torch import nn
+
+from training.checks import require_known_keys
 
 from .config import VisionBackboneConfig
 from .stream import Stream
 
 
+def _keywords(fn: Callable) -> set[str]:
+    """The parameters of ``fn`` a caller may pass by keyword."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds}
+
+
+#: Keywords timm's factory takes for any model: create_model's and its builder's own, and the feature
+#: extraction ones the builder takes out before the model class sees them (timm.models.build_model_with_cfg).
+_FACTORY_OPTIONS = frozenset(_keywords(timm.create_model) | _keywords(build_model_with_cfg)
+                             | {"features_only", "out_indices", "feature_cls", "pruned"})
+
+
+def _takes_var_keywords(fn: Callable) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+
+
+def _helpers(entrypoint: FunctionType) -> Iterator[FunctionType]:
+    """``entrypoint`` and the functions of its module it calls, directly or through one another (timm's
+    ``_create_*`` / ``_gen_*``): their parameters are model options as well (e.g. ``channel_divisor``)."""
+    seen: set[FunctionType] = set()
+    todo = [entrypoint]
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        yield fn
+        codes = [fn.__code__]
+        while codes:  # nested code (comprehensions, lambdas) names globals too
+            code = codes.pop()
+            codes += [c for c in code.co_consts if inspect.iscode(c)]
+            for name in code.co_names:
+                obj = fn.__globals__.get(name)
+                if isinstance(obj, FunctionType) and obj.__module__ == entrypoint.__module__:
+                    todo.append(obj)
+
+
+@functools.cache
+def timm_model_options(name: str) -> frozenset[str] | None:
+    """The keywords ``timm.create_model(name, **kwargs)`` takes, or ``None`` where signatures cannot tell.
+
+    They are ``create_model``'s and its builder's own, those of the model's entrypoint and the helpers
+    it calls, and those of the model class's ``__init__`` (and its bases' while it passes ``**kwargs``
+    up). ``None`` for names that are not registered architectures (``hf-hub:`` ones: the architecture
+    is in the hub's config) and for models whose ``**kwargs`` go elsewhere (byobnet's config
+    dataclass); timm itself still rejects what they do not take.
+
+    Example:
+        >>> {"drop_rate", "img_size", "features_only", "embed_dim"} <= timm_model_options("vit_base_patch16_224")
+        True
+    """
+    if not timm.is_model(name):
+        return None
+    entrypoint = model_entrypoint(name)
+    try:
+        model_cls = typing.get_type_hints(entrypoint).get("return")
+    except (NameError, TypeError):
+        return None
+    if not (isinstance(model_cls, type) and issubclass(model_cls, nn.Module)):
+        return None
+    options = set(_FACTORY_OPTIONS)
+    for fn in _helpers(entrypoint):
+        options |= _keywords(fn)
+    for cls in model_cls.__mro__:
+        if cls is nn.Module:
+            return None  # **kwargs did not end in a base class: where they go, signatures do not say
+        if "__init__" in vars(cls):
+            options |= _keywords(cls.__init__) - {"self"}
+            if not _takes_var_keywords(cls.__init__):
+                return frozenset(options)
+    return None
+
+
+def check_vision_overrides(cfg: VisionBackboneConfig, where: str = "vision.overrides") -> None:
+    """Raises a ``ValueError`` naming ``where`` and the closest valid key when an override is not a
+    keyword of ``timm.create_model(cfg.name, ...)`` (see :func:`timm_model_options`).
+
+    Example:
+        >>> check_vision_overrides(VisionBackboneConfig("resnet18", overrides={"drop_rat": 0.1}))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        ValueError: vision.overrides has an unknown key 'drop_rat', ...; did you mean 'drop_rate'?
+    """
+    options = timm_model_options(cfg.name)
+    if options is not None:
+        require_known_keys(where, cfg.overrides, options, f"a keyword of timm's {cfg.name!r}")
+
+
 def _create(cfg: VisionBackboneConfig, **kwargs) -> nn.Module:
+    check_vision_overrides(cfg)  # timm's own TypeError names neither the field nor a fix
     kwargs.update(cfg.overrides)
     if get_pretrained_cfg_value(cfg.name, "fixed_input_size"):
         # ViT-style models build position embeddings for one size: make it the configured one.
