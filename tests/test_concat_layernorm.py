@@ -278,7 +278,7 @@ class TestBadInputs:
         with pytest.raises(ValueError, match="out is read-only"):
             _C.fused_concat_layernorm(self.arrays((2, 3), (2, 3)), out=out)
 
-    @pytest.mark.parametrize("eps", [0.0, -1.0, float("nan")])
+    @pytest.mark.parametrize("eps", [0.0, -1.0, float("nan"), float("inf"), -float("inf")])
     def test_eps(self, eps):
         with pytest.raises(ValueError, match="eps must be > 0"):
             _C.fused_concat_layernorm(self.arrays((2, 3), (2, 3)), eps=eps)

@@ -19,7 +19,7 @@ ConcatLayerNormConfig parse_concat_layernorm_fields(const RawField* fields, int3
   config.num_inputs = read_scalar<int32_t>(*found[1], specs[1].type);
   config.has_weight = read_flag(*found[2], specs[2].type);
   config.has_bias = read_flag(*found[3], specs[3].type);
-  if (!(config.eps > 0.0f) || !std::isfinite(config.eps)) {
+  if (!Contract::valid_eps(config.eps)) {
     throw std::invalid_argument(std::string("field ") + quoted(Contract::kFieldEps) + " is " +
                                 std::to_string(config.eps) + ", expected a finite value > 0");
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -36,6 +37,10 @@ struct ConcatLayerNormContract {
   static constexpr int32_t kMinInputs = ConcatLayerNormParams::kMinInputs;
   static constexpr int32_t kMaxInputs = ConcatLayerNormParams::kMaxInputs;
   static constexpr std::array<DType, 4> kDTypes = kKernelDTypes;
+
+  // eps is added to the variance: it must keep 1 / sqrt(var + eps) finite and not flatten every
+  // output to zero, so it is finite and > 0 (inf would silently answer zeros).
+  static bool valid_eps(double eps) { return eps > 0.0 && std::isfinite(eps); }
 
   // (batch, sum d_i): the batch of x_0, and the features of every data input added up.
   static constexpr std::array<OutputDim, 2> kOutputShape{{{0, 0, 1}, {1, 0, kThroughLastDataInput}}};

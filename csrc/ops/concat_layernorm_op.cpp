@@ -26,7 +26,7 @@ ConcatLayerNormCall::ConcatLayerNormCall(const std::vector<const TensorArg*>& in
     throw ValueError("expected " + std::to_string(Contract::kMinInputs) + " to " + std::to_string(Contract::kMaxInputs) +
                      " inputs, got " + std::to_string(count));
   }
-  if (!(eps > 0.0)) throw ValueError("eps must be > 0, got " + std::to_string(eps));
+  if (!Contract::valid_eps(eps)) throw ValueError("eps must be > 0 and finite, got " + std::to_string(eps));
   const TensorArg& first = *inputs[0];
   params_.num_inputs = count;
   params_.eps = eps;
