@@ -7,8 +7,6 @@ import pytest
 
 from fusionrt._C import testing
 
-torch = pytest.importorskip("torch")
-
 
 def _special_floats() -> np.ndarray:
     half = np.finfo(np.float16)
@@ -46,7 +44,19 @@ def test_float_to_half_keeps_nan_a_nan():
     assert np.isnan(bits.view(np.float16)).all()
 
 
+def test_bfloat16_rounds_to_nearest_even_like_the_bit_rule(rng):
+    # The numpy reference: bfloat16 is float32's upper half, rounded to nearest even on the lower half.
+    values = np.concatenate([_special_floats(), rng.standard_normal(100_000).astype(np.float32) * 1e3])
+    bits = values.view(np.uint32).astype(np.uint64)
+    expected = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    ours = testing.float_to_bfloat16_bits(values)
+    assert np.array_equal(ours, expected)
+    back = testing.bfloat16_bits_to_float(ours)
+    assert np.array_equal(back.view(np.uint32), expected.astype(np.uint32) << 16)
+
+
 def test_bfloat16_round_trip_matches_torch(rng):
+    torch = pytest.importorskip("torch")
     values = np.concatenate([_special_floats(), rng.standard_normal(100_000).astype(np.float32) * 1e3,
                              np.array([np.nan], np.float32)])
     ours = testing.float_to_bfloat16_bits(values)

@@ -46,7 +46,12 @@ py::dict build_info() {
   info["cuda_version"] = FUSIONRT_CUDA_VERSION;
   std::vector<int> architectures;
   std::stringstream list(FUSIONRT_CUDA_ARCHITECTURES);
-  for (std::string item; std::getline(list, item, ',');) architectures.push_back(std::stoi(item));
+  // Items as CMake spells them: "87", "90-real", "110a-virtual"; the leading number is the SM. Keywords
+  // CMake resolves itself ("native", "all") carry no number and are left out rather than failing import.
+  for (std::string item; std::getline(list, item, ',');) {
+    const auto digits = item.find_first_not_of("0123456789");
+    if (digits != 0) architectures.push_back(std::stoi(item.substr(0, digits)));
+  }
   info["cuda_architectures"] = architectures;
 #else
   info["cuda"] = false;
