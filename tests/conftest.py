@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-
 import numpy as np
 import pytest
 
-# FUSIONRT_TEST_SEED=<n> reproduces a run; otherwise every session draws new inputs.
-SESSION_SEED = int(os.environ.get("FUSIONRT_TEST_SEED", secrets.randbits(32)))
+from session_seed import SESSION_SEED
 
 
 def pytest_report_header(config: pytest.Config) -> str:

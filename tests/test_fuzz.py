@@ -20,9 +20,9 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conftest import SESSION_SEED
 from fusionrt import _C
 from fusionrt.bundle import BundleError, read_manifest
+from session_seed import SESSION_SEED
 from test_bundle import make_bundle
 
 EXAMPLES = int(os.environ.get("FUSIONRT_FUZZ_EXAMPLES", "150"))
