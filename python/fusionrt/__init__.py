@@ -4,6 +4,33 @@
 TensorRT are imported by the parts that need them (``fusionrt.ops`` needs torch), and ``load`` /
 ``Session`` are imported on first use.
 
+The package, by concern (the compiled half is mapped in ``csrc/README.md``):
+
+==============================  ========================================================================
+module                          what it holds
+==============================  ========================================================================
+``session``                     :func:`load` and :class:`Session`: ``run`` (graph feeds) and ``predict``
+``bundle``                      the bundle's :class:`~fusionrt.bundle.Manifest`, read as untrusted input
+``graph_io``                    the graph's input names / specs and output naming, used by every layer
+``feeds``                       checking and completing ``Session.run``'s feeds against the manifest
+``preprocessing``               raw text and images to graph inputs (``image_decode``: images to RGB)
+``backends``                    a name -> backend table and :class:`~fusionrt.backends.RunOptions`;
+                                ``backends.tensorrt`` (engine runtime, builder, cache),
+                                ``backends.onnxruntime`` (sessions, execution modes, branch splitting),
+                                ``backends.torch`` (the ``torch.export`` program)
+``ops`` / ``onnx_ops``          the fused ops as torch custom ops, and their ONNX lowerings
+``atomic``                      the one way files and directories are written (temp, fsync, rename)
+``typed_json``                  untrusted JSON into dataclasses, every field type-checked
+``cli``                         the ``fusionrt`` command
+==============================  ========================================================================
+
+One op end to end (fused concat + LayerNorm): its contract is ``csrc/ops/concat_layernorm_contract.h``,
+its kernels ``csrc/kernels/{cpu,cuda}/concat_layernorm.*``, its binding ``_C.fused_concat_layernorm``,
+its torch op ``fusionrt.ops.fused_concat_layernorm``, its TensorRT plugin
+``csrc/tensorrt/concat_layernorm/``, its ONNX lowerings ``fusionrt.onnx_ops.concat_layernorm_*``, its
+tests ``tests/test_concat_layernorm.py`` and ``tests/test_plugin_fields.py``; ``csrc/README.md`` has
+the checklist for adding an op.
+
 Example:
     >>> import fusionrt
     >>> fusionrt.build_info()["cuda"]  # doctest: +SKIP
