@@ -63,8 +63,10 @@ def test_torch_needs_the_torch_program():
 def test_onnxruntime_names_the_device_it_cannot_use():
     pytest.importorskip("onnxruntime")
     assert backends.unavailable("onnxruntime", _manifest()) is None  # the default device: cpu
-    why = backends.unavailable("onnxruntime", _manifest(), RunOptions(device="tpu"))
-    assert why == "device 'tpu' is not supported by onnxruntime, expected 'cpu', 'cuda' or 'cuda:N'"
+    why = backends.unavailable("onnxruntime", _manifest(), RunOptions(device="meta"))
+    assert why == "the onnxruntime backend runs on 'cpu' / 'cuda' devices, got device 'meta'"
+    with pytest.raises(ValueError, match="device is 'tpu', expected 'cpu', 'cuda', 'cuda:N'"):
+        RunOptions(device="tpu")
 
 
 def test_choose_skips_what_cannot_run_and_says_why(monkeypatch):
@@ -126,7 +128,9 @@ def test_the_table_imports_no_framework():
         (dict(threads=0), "threads is 0, expected None or a positive integer"),
         (dict(threads=True), "threads is True, expected None or a positive integer"),
         (dict(threads=2.0), "threads is 2.0, expected None or a positive integer"),
-        (dict(device=""), "device is '', expected None or a name like 'cpu'"),
+        (dict(device=""), "device is '', expected 'cpu', 'cuda', 'cuda:N'"),
+        (dict(device=0), "device is 0, expected 'cpu', 'cuda', 'cuda:N'"),
+        (dict(device="cuda:-1"), r"device is 'cuda:-1', expected 'cpu', 'cuda', 'cuda:N' \(N >= 0"),
     ],
 )
 def test_run_options_are_validated_once_made(changes, message):

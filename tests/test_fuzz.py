@@ -22,8 +22,10 @@ from hypothesis.extra import numpy as hnp
 
 from fusionrt import _C
 from fusionrt.bundle import BundleError, read_manifest
+from fusionrt.graph_io import input_specs
 from session_seed import SESSION_SEED
 from test_bundle import make_bundle
+from tiny_bundles import IMAGE_SIZE, TEXT_LENGTH, tiny_bundle
 
 EXAMPLES = int(os.environ.get("FUSIONRT_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -219,3 +221,125 @@ def test_attention_answers_right_or_raises_a_documented_error(case):
     expected = _attention_reference(q, k, v, mask, scale)
     tolerance = 2e-2 if out.dtype == np.float16 else 1e-4
     np.testing.assert_allclose(np.asarray(out, np.float64), expected, rtol=tolerance, atol=tolerance)
+
+
+# --- Session.run and Session.predict --------------------------------------------------------------
+# Random feed dicts and raw inputs on a tiny exported bundle (ONNX Runtime): a run either answers one
+# row per sample or raises ValueError / TypeError / BundleError, never another exception or a crash.
+
+SESSION_ERRORS = (ValueError, TypeError, BundleError)
+
+
+@pytest.fixture(scope="module")
+def fuzz_session(tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    import fusionrt
+
+    return fusionrt.load(tiny_bundle(tmp_path_factory, "late", ("fp32", "fp16", "int8")), backend="onnxruntime")
+
+
+ID_EDGES = [-(2**63), -1, 0, 1, 30521, 30522, 2**31, 2**63 - 1]
+
+
+@st.composite
+def feed_dicts(draw, inputs):
+    """Feeds that are often valid (so the graph runs), with drawn names, dtypes, shapes, strides, batch
+    sizes, token ids and mask values changed."""
+    batch = draw(st.sampled_from([1, 2, 3, 0]), label="batch")
+    feeds = {}
+    for name, spec in inputs.items():
+        shape = tuple(batch if isinstance(d, str) else d for d in spec.shape)
+        if spec.dtype == "bool":
+            feeds[name] = draw(hnp.arrays(np.bool_, shape), label=name)
+        elif spec.dtype == "int64":
+            high = 30522 if name == "input_ids" else 2
+            feeds[name] = draw(hnp.arrays(np.int64, shape, elements=st.integers(0, high - 1)), label=name)
+        else:
+            feeds[name] = draw(hnp.arrays(np.float32, shape, elements=st.floats(-3, 3, width=32)), label=name)
+    for _ in range(draw(st.integers(0, 3), label="changes")):
+        name = draw(st.sampled_from(sorted(feeds) or ["image"]), label="target")
+        change = draw(st.sampled_from(["ids", "mask", "empty row", "dtype", "shape", "stride", "drop", "extra",
+                                       "object"]), label="change")
+        value = feeds.get(name) if isinstance(feeds.get(name), np.ndarray) else None
+        ids, mask = (feeds.get(n) if isinstance(feeds.get(n), np.ndarray) else None for n in ("input_ids", "attention_mask"))
+        if change == "ids" and ids is not None and ids.size:
+            ids = ids.copy()
+            ids.flat[draw(st.integers(0, ids.size - 1))] = draw(st.sampled_from(ID_EDGES) | st.integers(-(2**63), 2**63 - 1))
+            feeds["input_ids"] = ids
+        elif change == "mask" and mask is not None and mask.size:
+            mask = mask.copy()
+            mask.flat[draw(st.integers(0, mask.size - 1))] = draw(st.sampled_from([-1, 2, 255, -(2**63)]))
+            feeds["attention_mask"] = mask
+        elif change == "empty row" and mask is not None and mask.ndim and mask.shape[0]:
+            mask = mask.copy()
+            mask[draw(st.integers(0, mask.shape[0] - 1))] = 0
+            feeds["attention_mask"] = mask
+        elif change == "dtype" and value is not None:
+            feeds[name] = value.astype(draw(st.sampled_from(DTYPES)))
+        elif change == "shape" and value is not None:
+            shape = draw(hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4) | st.just(value.shape[:-1]))
+            feeds[name] = np.zeros(shape, value.dtype)
+        elif change == "stride" and value is not None and value.ndim:
+            feeds[name] = draw(st.sampled_from([np.ascontiguousarray(value[::-1])[::-1], np.repeat(value, 2, axis=0)[::2],
+                                                np.ascontiguousarray(value.T).T]))
+        elif change == "drop":
+            feeds.pop(name, None)
+        elif change == "extra":
+            feeds[draw(st.text(max_size=12), label="extra name")] = np.zeros(1, np.float32)
+        elif change == "object":
+            feeds[name] = draw(st.sampled_from([None, "text", 3, [[1, 2]], object()]))
+    return feeds
+
+
+def _valid_feeds(batch: int) -> dict[str, np.ndarray]:
+    return {"input_ids": np.zeros((batch, TEXT_LENGTH), np.int64), "attention_mask": np.ones((batch, TEXT_LENGTH), np.int64),
+            "image": np.zeros((batch, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32), "presence": np.ones((batch, 2), bool)}
+
+
+@hypothesis_seed(SESSION_SEED)
+@FUZZ
+@given(feeds=feed_dicts(input_specs(TEXT_LENGTH, IMAGE_SIZE)))
+# ONNX Runtime's Gather raised its own InvalidArgument for ids >= the vocabulary, and answered for negative ones.
+@example(feeds={**_valid_feeds(1), "input_ids": np.full((1, TEXT_LENGTH), 30522, np.int64)})
+@example(feeds={**_valid_feeds(2), "input_ids": np.full((2, TEXT_LENGTH), -1, np.int64)})
+@example(feeds={**_valid_feeds(1), "attention_mask": np.zeros((1, TEXT_LENGTH), np.int64)})  # an all-masked softmax
+@example(feeds=_valid_feeds(0))  # batch 0: empty outputs
+@example(feeds={**_valid_feeds(1), "image": None})  # not an array
+def test_run_answers_per_sample_or_raises_a_documented_error(fuzz_session, feeds):
+    try:
+        out = fuzz_session.run(feeds)
+    except SESSION_ERRORS:
+        return
+    batch = feeds["image"].shape[0]  # it ran, so every feed fit the specs
+    assert set(out) == set(fuzz_session.output_names)
+    for name, value in out.items():
+        assert value.shape[0] == batch, name
+        assert np.isfinite(value).all(), name
+
+
+image_arrays = hnp.arrays(
+    st.sampled_from([np.uint8, np.uint16, np.float32, np.bool_, np.int64]),
+    hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=9),
+)
+texts = st.none() | st.text(max_size=40) | st.integers() | st.binary(max_size=4)
+images = st.none() | image_arrays | st.integers()
+
+
+@hypothesis_seed(SESSION_SEED)
+@FUZZ
+@given(
+    text=texts | st.lists(texts, max_size=3) | st.tuples(texts),
+    image=images | st.lists(images, max_size=3),
+)
+@example(text=[], image=[])  # batch 0: []
+@example(text=None, image=np.zeros((0, 4, 4, 3), np.uint8))  # an empty NHWC batch: []
+@example(text="", image=None)  # the empty string tokenises to [CLS] [SEP]: a token, not an empty mask
+@example(text=["ok", None], image=[None, np.zeros((0, 5, 3), np.uint8)])  # an image with no pixels
+def test_predict_answers_per_sample_or_raises_a_documented_error(fuzz_session, text, image):
+    try:
+        out = fuzz_session.predict(text=text, image=image)
+    except SESSION_ERRORS:
+        return
+    predictions = out if isinstance(out, list) else [out]
+    for prediction in predictions:
+        assert np.isfinite(prediction.score) and prediction.sentiment in ("positive", "negative")

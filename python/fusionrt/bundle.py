@@ -60,10 +60,16 @@ class TensorSpec:
 
 @dataclass
 class TextSpec:
-    """How raw text becomes ``input_ids`` / ``attention_mask``."""
+    """How raw text becomes ``input_ids`` / ``attention_mask``, and which ids the graph takes.
+
+    ``vocab_size`` is the rows of the graph's word-embedding table: ``input_ids`` must lie in
+    ``[0, vocab_size)``. None in bundles written before it was recorded; the Session then takes it
+    from the tokenizer file, else from the graph (:func:`fusionrt.session.load`).
+    """
 
     tokenizer: str = "tokenizer.json"
     max_length: int = 64
+    vocab_size: int | None = None
 
 
 @dataclass
@@ -161,6 +167,8 @@ class Manifest:
                 _check_tensor_spec(spec, f"manifest.{group}.{name}")
         if self.text.max_length < 1:
             raise BundleError(f"manifest.text.max_length is {self.text.max_length}, expected >= 1")
+        if self.text.vocab_size is not None and self.text.vocab_size < 1:
+            raise BundleError(f"manifest.text.vocab_size is {self.text.vocab_size}, expected >= 1 (or absent)")
         image = self.image
         if len(image.size) != 2 or min(image.size) < 1:
             raise BundleError(f"manifest.image.size is {image.size}, expected [height, width], both >= 1")

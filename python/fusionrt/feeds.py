@@ -6,6 +6,11 @@ into plain tuples and the per-call work is a few comparisons per feed. It accept
 ``shape`` and ``dtype`` (numpy arrays, torch tensors): dtypes are compared as the backend's dtype
 objects, because spelling them per call (``np.dtype.name``) costs more than the rest of the check.
 
+Values are checked too where a backend would otherwise answer wrongly or differently from another
+(:meth:`FeedChecker.values`): token ids outside the vocabulary (ONNX Runtime wraps negative ids to the
+end of the table), attention masks other than 0/1, and present text with no token at all (an all-masked
+softmax, whose result differs between runtimes).
+
 Example:
     >>> check = FeedChecker({"image": TensorSpec("float32", ["batch", 3, 32, 32])})  # doctest: +SKIP
     >>> feeds = {"image": np.zeros((2, 3, 32, 32), np.float32)}  # doctest: +SKIP
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .bundle import Manifest, TensorSpec
-from .graph_io import ATTENTION_MASK, INPUT_IDS, OPTIONAL_INPUTS
+from .graph_io import ATTENTION_MASK, INPUT_IDS, MODALITIES, OPTIONAL_INPUTS, PRESENCE, TEXT
 
 
 def dtype_name(value: Any) -> str:
@@ -38,12 +43,38 @@ def _spelled(shape: Iterable[int | str]) -> str:
     return "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
 
 
-class FeedChecker:
-    """Checks feed names, dtypes and shapes; symbolic dims (``"batch"``) must agree across feeds."""
+def host_array(value: Any) -> np.ndarray:
+    """A numpy array of ``value``'s elements: numpy as is, CPU torch tensors viewed, device arrays copied."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # torch, on any device
+        return value.detach().cpu().numpy()
+    if hasattr(value, "__cuda_array_interface__") and hasattr(value, "get"):  # CuPy
+        return value.get()
+    if hasattr(value, "__dlpack__"):
+        return np.from_dlpack(value)
+    return np.asarray(value)
 
-    def __init__(self, inputs: Mapping[str, TensorSpec], native_dtype: Callable[[str], Any] = np.dtype) -> None:
-        """``native_dtype`` maps a numpy dtype name to the dtype objects the feeds will carry."""
+
+def _position(index: tuple[Any, ...]) -> str:
+    return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+class FeedChecker:
+    """Checks feed names, dtypes and shapes (symbolic dims such as ``"batch"`` must agree across
+    feeds), and the values of the text inputs (:meth:`values`)."""
+
+    def __init__(
+        self,
+        inputs: Mapping[str, TensorSpec],
+        native_dtype: Callable[[str], Any] = np.dtype,
+        vocab_size: int | None = None,
+    ) -> None:
+        """``native_dtype`` maps a numpy dtype name to the dtype objects the feeds will carry;
+        ``vocab_size`` bounds ``input_ids`` (None: ids are not range-checked)."""
         self.expected = tuple(inputs)
+        self.vocab_size = vocab_size
+        self._presence_text = MODALITIES.index(TEXT) if PRESENCE in inputs else None
         self.required = frozenset(name for name in inputs if name not in OPTIONAL_INPUTS)
         self._all = frozenset(inputs)
         # Per input: name, dtype name, native dtype, dims, (index, symbol) and (index, size) pairs, so a
@@ -98,6 +129,54 @@ class FeedChecker:
                         f"feed {name!r} has {symbol} {shape[i]}, expected {seen[0]} (the {symbol} of feed {seen[1]!r})"
                     )
         return symbols["batch"][0] if "batch" in symbols else 1
+
+    def values(self, feeds: Mapping[str, Any]) -> None:
+        """Checks the text inputs' values (names, dtypes and shapes already checked), so no backend
+        answers for ids or masks the graph does not define, and all backends answer alike:
+
+        * ``input_ids`` in ``[0, vocab_size)``, in every row (absent text's too: a runtime may index
+          the embedding table before ``presence`` discards the row),
+        * ``attention_mask`` entries 0 or 1,
+        * at least one 1 in the mask of every row whose text is present; absent text is marked by
+          ``presence`` False, which makes the model ignore that row's ids and mask.
+
+        Raises ValueError naming the feed, the value, its ``[row, column]`` and what is allowed. The
+        checks are two reductions per feed on the host (device feeds are copied: they are small).
+        """
+        ids = feeds.get(INPUT_IDS)
+        if ids is not None and self.vocab_size is not None and ids.shape[0]:
+            ids = host_array(ids)
+            if ids.min() < 0 or ids.max() >= self.vocab_size:
+                where = tuple(np.argwhere((ids < 0) | (ids >= self.vocab_size))[0])
+                raise ValueError(
+                    f"feed {INPUT_IDS!r} has token id {int(ids[where])} at {_position(where)}, expected ids in "
+                    f"[0, {self.vocab_size}) (the model's vocabulary has {self.vocab_size} tokens)"
+                )
+        mask = feeds.get(ATTENTION_MASK)
+        if mask is None or not mask.shape[0]:
+            return
+        mask = host_array(mask)
+        if mask.min() < 0 or mask.max() > 1:
+            where = tuple(np.argwhere((mask != 0) & (mask != 1))[0])
+            raise ValueError(
+                f"feed {ATTENTION_MASK!r} has {int(mask[where])} at {_position(where)}, expected 0 (padding) or 1 (token)"
+            )
+        empty = ~mask.any(axis=1)
+        presence = feeds.get(PRESENCE)
+        if self._presence_text is not None and presence is not None:
+            empty &= host_array(presence)[:, self._presence_text]
+        if empty.any():
+            row = int(np.argmax(empty))
+            absent = (
+                f"mark absent text with presence[{row}, {self._presence_text}] = False (the model then ignores "
+                "its input_ids and attention_mask)"
+                if self._presence_text is not None
+                else "this model has no presence input, so every sample needs text"
+            )
+            raise ValueError(
+                f"feed {ATTENTION_MASK!r} row {row} has no 1 (no token) but its text is present; expected at "
+                f"least one token per present text: {absent}"
+            )
 
     def defaults(self, given: Iterable[str], batch: int) -> dict[str, np.ndarray]:
         """Numpy values for the optional inputs not in ``given`` (``presence`` → all True)."""

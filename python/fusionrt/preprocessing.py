@@ -41,6 +41,8 @@ class TextTokenizer:
         tokenizers = require("tokenizers")
         self.max_length = max_length
         self._tokenizer = tokenizers.Tokenizer.from_file(os.fspath(path))
+        #: Every id the tokenizer can make is below this (added tokens included).
+        self.vocab_size: int = self._tokenizer.get_vocab_size(with_added_tokens=True)
         # Keep the file's pad token where it names one; fixed length so every batch has the graph's shape.
         padding = self._tokenizer.padding or {}
         pad_kwargs = {k: padding[k] for k in ("pad_id", "pad_token", "pad_type_id") if k in padding}

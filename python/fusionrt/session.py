@@ -16,7 +16,6 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from . import backends
 from .backends import RunOptions
-from .bundle import Manifest, read_manifest
+from .bundle import BundleError, Manifest, bundle_file, read_manifest
 from .feeds import FeedChecker
 from .graph_io import (
     ATTENTION_MASK, IMAGE, INPUT_IDS, LOGITS, PIXELS, PRESENCE, SCORE, TEXT, output_name,
@@ -61,12 +60,24 @@ class Session:
     Create with :func:`load`. ``run`` is the raw graph call; ``predict`` takes raw text and images.
     """
 
-    def __init__(self, root: Path, manifest: Manifest, backend: backends.Backend, precision: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        manifest: Manifest,
+        backend: backends.Backend,
+        precision: str,
+        tokenizer: TextTokenizer | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        """``tokenizer`` None: the bundle ships none (``predict`` then takes images only); ``vocab_size``
+        None: ``input_ids`` are not range-checked (a bundle whose vocabulary cannot be known)."""
         self.path = root
         self.manifest = manifest
         self.precision = precision
+        self.vocab_size = vocab_size
         self._backend = backend
-        self._checker = FeedChecker(manifest.inputs, backend.dtype)
+        self._tokenizer = tokenizer
+        self._checker = FeedChecker(manifest.inputs, backend.dtype, vocab_size)
 
     @property
     def backend(self) -> str:
@@ -101,6 +112,19 @@ class Session:
         Feeds are checked against the manifest's input specs: unknown or missing names raise ValueError,
         wrong dtypes TypeError, wrong shapes ValueError. ``presence`` may be omitted (all True).
 
+        Edge inputs behave the same on every backend:
+
+        * **Token ids** outside ``[0, vocab_size)`` raise ValueError naming the id and its position
+          (ONNX Runtime would wrap a negative id to the end of the table and answer).
+        * **Attention mask** entries other than 0 / 1 raise ValueError, and so does a row with no 1
+          whose text is present: mark absent text with ``presence`` False instead (``predict`` does),
+          which the model answers alike everywhere. An all-masked softmax has no defined answer, and
+          ONNX Runtime and torch give different ones.
+        * **Batch 0** returns empty outputs of the graph's dtypes and shapes (``(0,)``, ``(0, classes)``)
+          without calling the backend: not every backend runs an empty batch (torch's program fails).
+        * **Strides**: non-contiguous and negative-stride feeds give the contiguous copy's answer;
+          a backend that needs contiguous memory copies them (a cost, not an error).
+
         Example:
             >>> out = session.run({"input_ids": ids, "attention_mask": mask, "image": image})  # doctest: +SKIP
             >>> out["score"].shape  # doctest: +SKIP
@@ -109,14 +133,31 @@ class Session:
         self._checker.names(feeds)
         adopted = {name: self._backend.adopt(value) for name, value in feeds.items()}
         batch = self._checker.batch_of(adopted)
+        if batch == 0:
+            return self._empty_outputs()
         if len(adopted) < len(self._checker.expected):
             for name, value in self._checker.defaults(adopted, batch).items():
                 adopted[name] = self._backend.adopt(value)
+        self._checker.values(adopted)
         return self._backend.run(adopted)
 
-    @cached_property
-    def _tokenizer(self) -> TextTokenizer:
-        return TextTokenizer(self.path / self.manifest.text.tokenizer, self.manifest.text.max_length)
+    def _empty_outputs(self) -> dict[str, np.ndarray]:
+        """What ``run`` returns for batch 0: each output of the graph's dtype and shape, with no rows."""
+        specs = self.manifest.outputs
+        return {
+            name: np.empty(tuple(0 if isinstance(d, str) else d for d in specs[name].shape), specs[name].dtype)
+            for name in self.output_names
+        }
+
+    def _text_feeds(self, texts: list[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(input_ids, attention_mask, present)`` of ``texts``, as :class:`TextTokenizer` gives them."""
+        if self._tokenizer is not None:
+            return self._tokenizer(texts)
+        if any(t is not None for t in texts):
+            raise ValueError(f"bundle {self.path} ships no tokenizer, so predict takes images only; run takes token ids")
+        # Absent text, as the tokenizer makes it: zero ids under a mask of ones, presence False.
+        shape = (len(texts), self.manifest.text.max_length)
+        return np.zeros(shape, np.int64), np.ones(shape, np.int64), np.zeros(len(texts), bool)
 
     def predict(
         self,
@@ -127,8 +168,8 @@ class Session:
 
         ``text`` is a string or a list of strings; ``image`` a file path, PIL image or HWC uint8 array,
         or a list of them (or an NHWC uint8 array). A single sample gives one :class:`Prediction`, lists
-        give a list. Either modality may be missing: ``None``, or ``None`` entries in a list, mark
-        those samples' modality absent and the model uses its learned placeholder.
+        give a list (empty lists give ``[]``). Either modality may be missing: ``None``, or ``None``
+        entries in a list, mark those samples' modality absent and the model uses its learned placeholder.
 
         Example:
             >>> session.predict(text="great", image=None).sentiment  # doctest: +SKIP
@@ -137,7 +178,9 @@ class Session:
             [1.2, -0.4]
         """
         texts, images, single = _as_batch(text, image)
-        ids, mask, text_present = self._tokenizer(texts)
+        if not texts:
+            return []
+        ids, mask, text_present = self._text_feeds(texts)
         pixels, image_present = preprocess_images(images, self.manifest.image)
         feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXELS: pixels}
         presence = np.stack([text_present, image_present], axis=1)  # in graph_io.MODALITIES order
@@ -167,8 +210,6 @@ def _as_batch(text: Any, image: Any) -> tuple[list[Any], list[Any], bool]:
         raise ValueError("give text and image both as lists (use None entries for missing ones), or both single")
     texts = list(text) if text_batch else [None] * size
     images = list(image) if image_batch else [None] * size
-    if not texts:
-        raise ValueError("predict got empty lists, expected at least one sample")
     return texts, images, False
 
 
@@ -198,9 +239,11 @@ def load(
 
     Args:
         path: bundle directory (validated: manifest fields, format version, every file's hash).
-        backend: "auto" (TensorRT when built in and a GPU is usable, else ONNX Runtime, else torch),
-            "tensorrt", "onnxruntime" or "torch".
-        device: "cpu", "cuda", "cuda:N"; None means "cuda" for TensorRT and "cpu" otherwise.
+        backend: "auto" (the first of TensorRT, ONNX Runtime, torch that can run the bundle on
+            ``device`` here; each one passed over is logged with its reason), "tensorrt",
+            "onnxruntime" or "torch".
+        device: "cpu", "cuda", "cuda:N", or "meta" (torch: loads the program without values, to check
+            the device move); None means "cuda" for TensorRT and "cpu" otherwise.
         precision: one of the bundle's variants ("fp32", "fp16", "int8").
         threads: ONNX Runtime intra-op threads; None means the physical cores this process may use.
         execution: how ONNX Runtime runs late / intermediate fusion's two branches: "sequential",
@@ -212,10 +255,12 @@ def load(
     bundle is read.
 
     Raises:
-        BundleError: the bundle is missing, incomplete, tampered with or from a newer fusionrt.
-        ValueError: unknown backend or execution, a precision the bundle (or backend) does not have, or
-            an execution mode the backend or the fusion strategy cannot run.
-        RuntimeError: the requested backend cannot run here, saying why.
+        BundleError: the bundle is missing, incomplete, tampered with or from a newer fusionrt, or its
+            tokenizer file is not a valid tokenizers file (loaded here, not at the first predict).
+        ValueError: unknown backend, execution or malformed device, a precision the bundle (or backend)
+            does not have, or an execution mode the backend or the fusion strategy cannot run.
+        RuntimeError: the requested backend cannot run here (e.g. a device it cannot use), saying why;
+            for "auto", no backend can, with each one's reason.
 
     Example:
         >>> session = fusionrt.load("bundle", backend="onnxruntime", precision="int8")  # doctest: +SKIP
@@ -230,4 +275,57 @@ def load(
     if backend == "auto":
         backend, why = backends.choose(manifest, options)
         log.info("fusionrt: backend auto chose %s for %s (%s)", backend, root, why)
-    return Session(root, manifest, backends.open_backend(backend, root, manifest, options), precision)
+    tokenizer = _open_tokenizer(root, manifest)
+    vocab_size = _vocab_size(root, manifest, tokenizer)
+    return Session(
+        root, manifest, backends.open_backend(backend, root, manifest, options), precision, tokenizer, vocab_size
+    )
+
+
+def _open_tokenizer(root: Path, manifest: Manifest) -> TextTokenizer | None:
+    """The bundle's tokenizer, loaded now so a corrupt file fails ``load`` (a BundleError naming the file
+    and the field), not the first ``predict``; None when the bundle ships none (``read_manifest`` allows
+    that, and then the ``tokenizers`` package is never imported)."""
+    where = "manifest.text.tokenizer"
+    name = manifest.text.tokenizer
+    path = bundle_file(root, name, where)
+    if not path.exists():
+        return None
+    try:
+        return TextTokenizer(path, manifest.text.max_length)
+    except ImportError:
+        raise
+    except Exception as error:  # tokenizers raises bare Exception for unreadable, non-JSON or wrong-schema files
+        raise BundleError(f"bundle file {name} ({where}) is not a valid tokenizers file: {error}") from None
+
+
+def _vocab_size(root: Path, manifest: Manifest, tokenizer: TextTokenizer | None) -> int | None:
+    """How many token ids the graph takes: ``manifest.text.vocab_size`` (the exporter records the
+    embedding table's rows); for bundles written before, the tokenizer's vocabulary (added tokens
+    included: every id it makes), which equals the table's rows in a consistent bundle and is loaded
+    anyway; without a tokenizer, the rows of the fp32 graph's word-embedding table."""
+    if manifest.text.vocab_size is not None:
+        return manifest.text.vocab_size
+    if tokenizer is not None:
+        return tokenizer.vocab_size
+    size = _graph_vocab_size(bundle_file(root, manifest.variants["fp32"].onnx, "manifest.variants.fp32.onnx"))
+    if size is None:
+        log.warning("fusionrt: %s records no text.vocab_size and has no tokenizer; input_ids are not range-checked", root)
+    return size
+
+
+def _graph_vocab_size(model: Path) -> int | None:
+    """Rows of the initializer that the Gather on ``input_ids`` indexes (the word embeddings), or None
+    when onnx is not installed or the graph has no such node."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    graph = onnx.load(str(model), load_external_data=False).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] == INPUT_IDS:
+            dims = shapes.get(node.input[0])
+            if dims:
+                return int(dims[0])
+    return None

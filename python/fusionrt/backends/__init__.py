@@ -58,7 +58,7 @@ def unavailable(name: str, manifest: Manifest, options: RunOptions = RunOptions(
     ``options.device`` None means the backend's default device.
     """
     kind = backend_type(name)
-    return kind.unavailable(manifest, options.replace(device=kind.device(options)))
+    return kind.check(manifest, options.replace(device=kind.device(options)))
 
 
 def available(manifest: Manifest, options: RunOptions = RunOptions()) -> dict[str, str | None]:
@@ -91,7 +91,7 @@ def open_backend(name: str, root: Path, manifest: Manifest, options: RunOptions)
     issue = kind.precision_issue(options.precision)
     if issue is not None:
         raise ValueError(issue)
-    reason = kind.unavailable(manifest, options)
+    reason = kind.check(manifest, options)
     if reason is not None:
         raise RuntimeError(f"the {name} backend cannot run here: {reason}")
     return kind.open(root, manifest, options)

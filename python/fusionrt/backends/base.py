@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from ..bundle import PRECISIONS, Manifest
-from .options import RunOptions
+from .options import RunOptions, parse_device
 
 
 class Backend(Protocol):
@@ -48,6 +48,8 @@ class BackendType:
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
     #: The execution modes it runs (see :data:`fusionrt.backends.options.EXECUTIONS`).
     executions: ClassVar[tuple[str, ...]] = ("auto", "sequential")
+    #: The device kinds it runs on (see :data:`fusionrt.backends.options.DEVICE_KINDS`).
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
 
     def device(self, options: RunOptions) -> str:
         """The device ``options`` run on with this backend."""
@@ -59,10 +61,26 @@ class BackendType:
             return None
         return f"the {self.name} backend runs {' / '.join(self.precisions)} only, got precision {precision!r}"
 
+    def check(self, manifest: Manifest, options: RunOptions) -> str | None:
+        """Why this backend cannot run ``manifest`` with ``options`` here, or None when it can: a device
+        kind it does not run on, else :meth:`unavailable`. ``options.device`` is resolved (never None).
+
+        What ``auto`` and opening ask, so a backend that cannot use the device is passed over (``auto``)
+        or refused with the reason (an explicit backend), never opened to fail at the first call.
+        """
+        kind, _ = parse_device(options.device)
+        if kind not in self.devices:
+            return (
+                f"the {self.name} backend runs on {' / '.join(repr(d) for d in self.devices)} devices, "
+                f"got device {options.device!r}"
+            )
+        return self.unavailable(manifest, options)
+
     def unavailable(self, manifest: Manifest, options: RunOptions) -> str | None:
         """Why this backend cannot run ``manifest`` with ``options`` in this process, or None when it can.
 
-        ``options.device`` is resolved (never None). Reasons name what is missing and how to get it.
+        ``options.device`` is resolved (never None) and of a kind in :attr:`devices`; whether that device
+        exists here is this method's question. Reasons name what is missing and how to get it.
         """
         raise NotImplementedError
 

@@ -7,6 +7,8 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: unknown precision 'bf16', expected one of ['fp32', 'fp16', 'int8']
+    >>> parse_device("cuda:1")
+    ('cuda', 1)
 """
 
 from __future__ import annotations
@@ -19,6 +21,28 @@ from ..bundle import PRECISIONS
 #: Every execution mode some backend runs; each backend type lists the ones it runs
 #: (:attr:`~fusionrt.backends.base.BackendType.executions`). "auto" is the calibrated one, else sequential.
 EXECUTIONS = ("auto", "sequential", "parallel", "branches")
+#: Every device kind some backend runs on; each backend type lists the ones it runs on
+#: (:attr:`~fusionrt.backends.base.BackendType.devices`). "meta" (torch) holds shapes, not values: it
+#: checks that a program moves off the CPU on hosts without a GPU.
+DEVICE_KINDS = ("cpu", "cuda", "meta")
+
+
+def parse_device(device: str) -> tuple[str, int | None]:
+    """``(kind, index)`` of a device name: ``"cpu"`` -> ("cpu", None), ``"cuda:1"`` -> ("cuda", 1).
+
+    The one place device names are parsed; ValueError for anything but :data:`DEVICE_KINDS`, with an
+    index >= 0 for "cuda" only. Whether the device exists here is each backend type's question
+    (:meth:`~fusionrt.backends.base.BackendType.unavailable`).
+    """
+    kind, colon, index = device.partition(":") if isinstance(device, str) else ("", "", "")
+    if kind in DEVICE_KINDS and not colon:
+        return kind, None
+    # isdecimal, not int(): int() also takes "-1", "+1", " 1" and "1_0".
+    if kind == "cuda" and index.isdecimal() and index.isascii():
+        return kind, int(index)
+    raise ValueError(
+        f"device is {device!r}, expected 'cpu', 'cuda', 'cuda:N' (N >= 0, a CUDA device index) or 'meta' (torch)"
+    )
 
 
 @dataclass(frozen=True)
@@ -26,7 +50,8 @@ class RunOptions:
     """Device, precision, threads and execution mode of a backend; checked on construction.
 
     Attributes:
-        device: "cpu", "cuda", "cuda:N"; None: the backend's default (:attr:`BackendType.default_device`).
+        device: "cpu", "cuda", "cuda:N", "meta" (:func:`parse_device`); None: the backend's default
+            (:attr:`BackendType.default_device`).
         precision: the bundle variant to run ("fp32", "fp16", "int8").
         threads: ONNX Runtime intra-op threads; None: the physical cores this process may use.
         execution: "auto", "sequential", or an ONNX Runtime concurrent mode ("parallel", "branches").
@@ -38,8 +63,8 @@ class RunOptions:
     execution: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.device is not None and (not isinstance(self.device, str) or not self.device):
-            raise ValueError(f"device is {self.device!r}, expected None or a name like 'cpu', 'cuda', 'cuda:1'")
+        if self.device is not None:
+            parse_device(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}, expected one of {list(PRECISIONS)}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)

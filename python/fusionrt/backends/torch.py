@@ -1,7 +1,9 @@
 """The torch backend: the bundle's ``torch.export`` program (``model.pt2``) on CPU or GPU.
 
-:class:`TorchType` is its entry in the backend table; torch is imported only when the backend opens.
-The program is exported in fp32, so this backend runs the fp32 variant only.
+:class:`TorchType` is its entry in the backend table; torch is imported only when the backend opens
+(or to ask whether a CUDA device exists). The program is exported in fp32, so this backend runs the
+fp32 variant only. On the ``meta`` device the program loads with every parameter, buffer and constant
+moved there (how tests check the device move without a GPU), but cannot run: meta tensors have no values.
 
 Calls are serialised with a lock: the exported module is not documented as safe to call from several
 threads at once, and each call already uses torch's intra-op threads (or the GPU) fully.
@@ -22,7 +24,7 @@ import numpy as np
 from .._optional import require
 from ..bundle import Manifest
 from .base import Backend, BackendType
-from .options import RunOptions
+from .options import RunOptions, parse_device
 
 
 class TorchType(BackendType):
@@ -31,6 +33,7 @@ class TorchType(BackendType):
     name = "torch"
     title = "torch"
     precisions = ("fp32",)
+    devices = ("cpu", "cuda", "meta")
 
     def precision_issue(self, precision: str) -> str | None:
         if precision in self.precisions:
@@ -45,10 +48,27 @@ class TorchType(BackendType):
             return "torch is not installed (pip install fusionrt[train])"
         if manifest.torch_program is None:
             return "the bundle has no torch program (model.pt2)"
+        kind, index = parse_device(options.device)
+        if kind == "cuda":
+            return cuda_issue(options.device, index or 0)
         return None
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         return TorchBackend(root / manifest.torch_program, tuple(manifest.outputs), self.device(options))
+
+
+def cuda_issue(device: str, index: int) -> str | None:
+    """Why torch cannot use CUDA device ``index`` here (no CUDA build, no GPU, no such index), or None."""
+    torch = require("torch")
+    if not torch.cuda.is_available():
+        build = f"torch {torch.__version__} is built without CUDA" if torch.version.cuda is None else (
+            f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable CUDA device (no GPU or no driver)"
+        )
+        return f"device {device!r} needs a CUDA device: {build}"
+    count = torch.cuda.device_count()
+    if index >= count:
+        return f"device {device!r} does not exist: torch sees {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+    return None
 
 
 class TorchBackend:
@@ -57,7 +77,12 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, program: Path, output_names: tuple[str, ...], device: str) -> None:
-        self._torch = torch = require("torch")
+        torch = require("torch")
+        # torch.export does not import its passes submodule itself; without this import, moving the
+        # program off the CPU ended in AttributeError.
+        import torch.export.passes
+
+        self._torch = torch
         require("fusionrt.ops")  # registers fusionrt::* so programs using the fused ops deserialise
         self.device = device
         self._device = torch.device(device)
@@ -77,10 +102,19 @@ class TorchBackend:
         return getattr(self._torch, name)
 
     def adopt(self, value: Any) -> Any:
-        """``value`` as a tensor on the backend's device: numpy and DLPack without a copy where it is already there."""
+        """``value`` as a tensor on the backend's device: numpy and DLPack without a copy where it is already there.
+
+        Numpy arrays with negative strides are copied (torch tensors cannot have them); other strides
+        pass through, as the program takes strided tensors.
+        """
         torch = self._torch
+        if self._device.type == "meta":
+            raise RuntimeError(
+                "a torch session on the meta device holds shapes, not values, so it cannot run; "
+                "load it on 'cpu' or 'cuda' to run it"
+            )
         if isinstance(value, np.ndarray):
-            tensor = torch.from_numpy(value)
+            tensor = torch.from_numpy(value if min(value.strides, default=0) >= 0 else np.ascontiguousarray(value))
         elif isinstance(value, torch.Tensor):
             tensor = value
         elif hasattr(value, "__dlpack__"):

@@ -47,6 +47,7 @@ class TensorRTType(BackendType):
     name = "tensorrt"
     title = "TensorRT"
     default_device = "cuda"
+    devices = ("cuda",)
 
     def unavailable(self, manifest: Manifest, options: RunOptions) -> str | None:
         return unavailable_reason()

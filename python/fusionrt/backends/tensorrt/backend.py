@@ -90,7 +90,14 @@ class TensorRTBackend:
 
     @staticmethod
     def adopt(value: Any) -> Any:
-        """``value`` unchanged: the runtime views numpy, DLPack and CUDA arrays itself."""
+        """``value`` itself, which the runtime views (numpy, DLPack and CUDA arrays), or a contiguous copy
+        of a strided one: the engine binds contiguous memory only, and a strided feed must give the
+        contiguous copy's answer (torch: ``.contiguous()``; numpy, CuPy: ``.copy()``, C order)."""
+        if hasattr(value, "is_contiguous"):
+            return value if value.is_contiguous() else value.contiguous()
+        flags = getattr(value, "flags", None)
+        if flags is not None and not flags.c_contiguous and hasattr(value, "copy"):
+            return value.copy()
         return value
 
     def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
