@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,17 +217,54 @@ def write_manifest(root: str | os.PathLike[str], manifest: Manifest) -> None:
     write_text_atomic(Path(root) / MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def read_manifest(root: str | os.PathLike[str], verify_hashes: bool = True) -> Manifest:
+def read_manifest(root: str | os.PathLike[str], verify_hashes: bool | Collection[str] = True) -> Manifest:
     """Reads and validates the manifest of the bundle at ``root``.
 
     A bundle is untrusted input: the manifest must parse (UTF-8 JSON, every field of its type), every
     path it names must stay inside the bundle (relative, no ``..``, no symlink leading out), it must
     list the files it ships with their hashes, and every graph a variant or the torch program names
     must be among them. Raises :class:`BundleError` naming the file and the field when not, when a
-    listed file is missing, the format version is newer than this fusionrt reads, or
-    (``verify_hashes``) a file's content differs from the hash recorded at export.
+    listed file is missing, the format version is newer than this fusionrt reads, or a verified file's
+    content differs from the hash recorded at export.
+
+    ``verify_hashes``: True hashes every listed file (``fusionrt verify``); a collection of names hashes
+    only those (:func:`fusionrt.load` passes the files its backend opens, so a cold start does not read
+    the graphs of other runtimes); False hashes none. Every listed file must exist either way.
+
+    A bundle replaced while it is read (:func:`fusionrt.atomic.atomic_directory` swaps the new directory
+    in) is read again, so the manifest and the files checked against it always come from one bundle.
     """
     root = Path(root)
+    attempts = READ_ATTEMPTS
+    while True:
+        identity = _directory_identity(root)
+        try:
+            return _read_manifest_once(root, verify_hashes)
+        except (BundleError, OSError):
+            attempts -= 1
+            # Another directory at the path now: the manifest and the files may have come from two
+            # bundles. Read the new one, unless the path keeps changing.
+            if attempts == 0 or _directory_identity(root) == identity:
+                raise
+
+
+#: How often :func:`read_manifest` starts over when the bundle is replaced while it reads.
+READ_ATTEMPTS = 3
+
+
+def _directory_identity(root: Path) -> tuple[int, int, int] | None:
+    """(device, inode, change time) of the directory at ``root``, which a replacement changes (the time
+    too: a new directory may reuse a deleted one's inode); None when absent."""
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def _read_manifest_once(root: Path, verify_hashes: bool | Collection[str]) -> Manifest:
+    """One reading of :func:`read_manifest`: the checks its docstring lists, over whatever directory is at
+    ``root`` as each file is opened."""
     path = root / MANIFEST_NAME
     if not root.is_dir():
         raise BundleError(f"no bundle at {root}: not a directory")
@@ -246,13 +284,25 @@ def read_manifest(root: str | os.PathLike[str], verify_hashes: bool = True) -> M
             continue
         if name not in manifest.files and (where != "manifest.text.tokenizer" or (root / name).exists()):
             raise BundleError(f"{path}: {where} names {name!r}, which manifest.files does not list (so it is not hash-checked)")
-    for name, expected in manifest.files.items():
-        file = bundle_file(root, name, f"manifest.files[{name!r}]")
-        if not file.is_file():
+    for name in manifest.files:
+        if not bundle_file(root, name, f"manifest.files[{name!r}]").is_file():
             raise BundleError(f"bundle file {name} is missing from {root}")
-        if verify_hashes and sha256_file(file) != expected:
-            raise BundleError(f"bundle file {name} does not match its hash in the manifest (modified or corrupt)")
+    if verify_hashes is True:
+        verify_files(root, manifest, manifest.files)
+    elif verify_hashes:
+        verify_files(root, manifest, verify_hashes)
     return manifest
+
+
+def verify_files(root: str | os.PathLike[str], manifest: Manifest, names: Iterable[str]) -> None:
+    """Checks that each of ``names`` is listed in ``manifest.files`` and still has the hash recorded at
+    export; raises :class:`BundleError` naming the first that is not."""
+    for name in dict.fromkeys(names):  # each once, in order
+        expected = manifest.files.get(name)
+        if expected is None:
+            raise BundleError(f"bundle file {name} is not listed in manifest.files, so it cannot be verified")
+        if sha256_file(bundle_file(root, name, f"manifest.files[{name!r}]")) != expected:
+            raise BundleError(f"bundle file {name} does not match its hash in the manifest (modified or corrupt)")
 
 
 def bundle_file(root: str | os.PathLike[str], name: str, where: str) -> Path:

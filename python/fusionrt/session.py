@@ -23,7 +23,7 @@ import numpy as np
 
 from . import backends
 from .backends import RunOptions
-from .bundle import BundleError, Manifest, bundle_file, read_manifest
+from .bundle import BundleError, Manifest, bundle_file, read_manifest, verify_files
 from .feeds import FeedChecker
 from .graph_io import (
     ATTENTION_MASK, IMAGE, INPUT_IDS, LOGITS, PIXELS, PRESENCE, SCORE, TEXT, output_name,
@@ -269,12 +269,15 @@ def load(
         raise ValueError(f"unknown backend {backend!r}, expected one of {list(BACKENDS)}")
     options = RunOptions(device=device, precision=precision, threads=threads, execution=execution)
     root = Path(path)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, verify_hashes=False)  # structure, paths and presence; hashes below
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
     if backend == "auto":
         backend, why = backends.choose(manifest, options)
         log.info("fusionrt: backend auto chose %s for %s (%s)", backend, root, why)
+    # Only what this session reads is hashed; `fusionrt verify` checks every file.
+    tokenizer_file = [manifest.text.tokenizer] if manifest.text.tokenizer in manifest.files else []
+    verify_files(root, manifest, [*backends.files(backend, manifest, options), *tokenizer_file])
     tokenizer = _open_tokenizer(root, manifest)
     vocab_size = _vocab_size(root, manifest, tokenizer)
     return Session(

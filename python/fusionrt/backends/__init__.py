@@ -31,7 +31,7 @@ from .torch import TorchType
 
 __all__ = [
     "BACKENDS", "EXECUTIONS", "NAMES", "Backend", "BackendType", "RunOptions", "available", "backend_type",
-    "choose", "open_backend", "supports", "unavailable",
+    "choose", "files", "open_backend", "supports", "unavailable",
 ]
 
 #: name -> backend type, in the order "auto" tries them.
@@ -74,6 +74,12 @@ def choose(manifest: Manifest, options: RunOptions = RunOptions()) -> tuple[str,
             return name, "; ".join(skipped) or "first choice"
         skipped.append(f"{name}: {reason}")
     raise RuntimeError("no backend can run this bundle here: " + "; ".join(skipped))
+
+
+def files(name: str, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
+    """The bundle files backend ``name`` reads to run ``options`` (see :meth:`BackendType.files`)."""
+    kind = backend_type(name)
+    return kind.files(manifest, options.replace(device=kind.device(options)))
 
 
 def open_backend(name: str, root: Path, manifest: Manifest, options: RunOptions) -> Backend:

@@ -88,5 +88,10 @@ class BackendType:
         """Opens the bundle at ``root`` (manifest validated; precision, execution and availability checked)."""
         raise NotImplementedError
 
+    def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
+        """The bundle files :meth:`open` reads for ``options``: what ``load`` hash-checks before opening
+        (the other runtimes' graphs are left unread, which is most of a cold start)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"<backend {self.name}>"

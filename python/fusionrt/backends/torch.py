@@ -53,6 +53,9 @@ class TorchType(BackendType):
             return cuda_issue(options.device, index or 0)
         return None
 
+    def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
+        return (manifest.torch_program,) if manifest.torch_program else ()
+
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         return TorchBackend(root / manifest.torch_program, tuple(manifest.outputs), self.device(options))
 

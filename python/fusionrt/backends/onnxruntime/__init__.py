@@ -38,6 +38,10 @@ class OnnxRuntimeType(BackendType):
                 return str(error)
         return None
 
+    def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
+        # Every execution mode, the branch splitting included, reads the one graph of the precision.
+        return (manifest.variants[options.precision].onnxruntime_file,)
+
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         """Opens the variant's ONNX file in ``options.execution``; "auto" is the mode calibrated for this
         bundle and host (:func:`.execution.recorded_mode`), else sequential."""

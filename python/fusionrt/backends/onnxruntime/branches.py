@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._optional import require
-from ...bundle import read_manifest
+from ...bundle import read_manifest, verify_files
 from ...graph_io import IMAGE, MODALITY_INPUTS, TEXT
 
 #: Graph inputs per modality; ``presence`` belongs to neither (each part that reads it gets it).
@@ -105,11 +105,13 @@ def split_bundle(path: str | os.PathLike[str], precision: str = "fp32") -> Branc
     """:func:`split_graph` of the ONNX file of ``precision`` in the bundle at ``path`` (manifest validated)."""
     onnx = require("onnx")
     root = Path(path)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, verify_hashes=False)
     check_splittable(manifest.strategy)
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
-    return split_graph(onnx.load(str(root / manifest.variants[precision].onnxruntime_file)), manifest.strategy)
+    graph = manifest.variants[precision].onnxruntime_file
+    verify_files(root, manifest, [graph])  # the one file it reads, not the whole bundle
+    return split_graph(onnx.load(str(root / graph)), manifest.strategy)
 
 
 def _dependencies(graph: Any) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:

@@ -52,6 +52,13 @@ class TensorRTType(BackendType):
     def unavailable(self, manifest: Manifest, options: RunOptions) -> str | None:
         return unavailable_reason()
 
+    def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
+        # The engine is built from the precision's graph, or the fp32 one plus a builder flag (fp16 on
+        # TensorRT 10), with or without plugin nodes (see engine_builder.build_plan): all candidates.
+        precisions = (options.precision, "fp32") if options.precision == "fp16" else (options.precision,)
+        variants = [manifest.variants[p] for p in precisions if p in manifest.variants]
+        return tuple(name for v in variants for name in (v.onnx, v.plugins_onnx) if name is not None)
+
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         from .backend import open_engine
 
