@@ -5,7 +5,9 @@
 :func:`choose_execution` times them at batch 1, interleaved, against the slower branch run alone on
 all cores, and records the fastest in the bundle's ``execution.json`` (outside the manifest's hashed
 files, like ``engines/``), keyed by device, precision, threads and CPU. ``load(..., execution="auto")``
-uses that record, and ``sequential`` where there is none. Which backend runs which mode is the backend
+uses that record, and ``sequential`` where there is none. The file is untrusted like the rest of the
+bundle: :func:`read_records` checks every record and raises a :class:`~fusionrt.bundle.BundleError`
+naming the file and the field when one is malformed. Which backend runs which mode is the backend
 table's (:data:`fusionrt.backends.BACKENDS`).
 
 Example:
@@ -21,22 +23,27 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...atomic import write_text_atomic
-from ...bundle import read_manifest
+from ...bundle import BundleError, read_manifest
 from ...feeds import random_feeds
 from ...graph_io import IMAGE, TEXT
+from ...typed_json import SchemaError, parse
 from ..options import EXECUTIONS, RunOptions
 from .branches import NotSplittableError, split_bundle
 
 #: The modes a calibration times and records ("auto" picks one of them).
 MODES = EXECUTIONS[1:]
 CALIBRATION_FILE = "execution.json"
+#: How to repair a malformed calibration file, appended to its errors.
+_REPAIR = f" (delete {CALIBRATION_FILE} to run sequential, or calibrate again with choose_execution)"
 #: How much faster (a fraction of sequential's median) a concurrent mode must be to be deployed.
 DEPLOY_MARGIN = 0.05
 
@@ -50,14 +57,70 @@ def calibration_key(options: RunOptions) -> str:
     return f"onnxruntime/{options.device or 'cpu'}/{options.precision}/{threads}t/{_cpu_model()}"
 
 
-def recorded_mode(root: str | os.PathLike[str], options: RunOptions) -> str | None:
-    """The mode :func:`choose_execution` recorded in the bundle for ``options``' key, or None."""
+@dataclass
+class ExecutionRecord:
+    """One calibration in ``execution.json``, as :func:`choose_execution` returns and records it (see
+    its Returns). Only ``mode`` and ``key`` are needed to deploy; the timings are kept for reports."""
+
+    mode: str
+    key: str
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    min_ms: dict[str, float] = field(default_factory=dict)
+    slower_branch_ms: float | None = None
+    branch_ms: dict[str, float] | None = None
+    ratio_to_slower_branch: float | None = None
+    speedup_vs_sequential: float | None = None
+    batch: int = 1
+    repeats: int = 0
+    not_splittable: str | None = None
+
+
+def read_records(root: str | os.PathLike[str]) -> dict[str, ExecutionRecord]:
+    """The calibration records of the bundle at ``root`` by key; ``{}`` when it has no calibration file.
+
+    Raises:
+        BundleError: the file cannot be read, is not UTF-8 JSON, is not an object of records, or a
+            record has an unknown or mistyped field, an unknown mode or another record's key. The
+            message names the file and the field; deleting the file (auto then runs sequential) or
+            calibrating again repairs it.
+    """
+    path = Path(root) / CALIBRATION_FILE
     try:
-        records = json.loads((Path(root) / CALIBRATION_FILE).read_text())
-    except (OSError, ValueError):
-        return None  # no calibration (or an unreadable one): auto falls back to sequential
-    mode = records.get(calibration_key(options), {}).get("mode")
-    return mode if mode in MODES else None
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}  # never calibrated
+    except OSError as error:
+        raise BundleError(f"{path} cannot be read: {error}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{path} is not UTF-8 text: {error}{_REPAIR}") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise BundleError(f"{path} is not valid JSON: {error}{_REPAIR}") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} holds a {type(data).__name__}, expected a JSON object of calibration records "
+                          f"by key{_REPAIR}")
+    records = {}
+    for key, value in data.items():
+        where = f"[{key!r}]"
+        try:
+            record = parse(ExecutionRecord, value, where)
+        except SchemaError as error:
+            raise BundleError(f"{path}: {error}{_REPAIR}") from None
+        if record.mode not in MODES:
+            raise BundleError(f"{path}: {where}.mode is {record.mode!r}, expected one of {list(MODES)}{_REPAIR}")
+        if record.key != key:
+            raise BundleError(f"{path}: {where}.key is {record.key!r}, expected the key it is filed under{_REPAIR}")
+        records[key] = record
+    return records
+
+
+def recorded_mode(root: str | os.PathLike[str], options: RunOptions) -> str | None:
+    """The mode :func:`choose_execution` recorded in the bundle for ``options``' key, or None when the
+    bundle has no calibration for it. Raises :class:`~fusionrt.bundle.BundleError` for a malformed
+    calibration file (:func:`read_records`)."""
+    record = read_records(root).get(calibration_key(options))
+    return None if record is None else record.mode
 
 
 def choose_execution(
@@ -172,14 +235,15 @@ def _interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, 
 
 
 def _record(root: Path, result: dict[str, Any]) -> None:
-    """Adds ``result`` under its key to the bundle's calibration file (atomically replaced)."""
-    path = root / CALIBRATION_FILE
+    """Adds ``result`` under its key to the bundle's calibration file (atomically replaced). A malformed
+    file is replaced by this calibration alone, with a warning: calibrating again is its repair."""
     try:
-        records = json.loads(path.read_text())
-    except (OSError, ValueError):
+        records: dict[str, Any] = {key: asdict(record) for key, record in read_records(root).items()}
+    except BundleError as error:
+        warnings.warn(f"{error}; replacing it with this calibration", stacklevel=3)
         records = {}
     records[result["key"]] = result
-    write_text_atomic(path, json.dumps(records, indent=2))
+    write_text_atomic(root / CALIBRATION_FILE, json.dumps(records, indent=2))
 
 
 def _cpu_model() -> str:
