@@ -7,6 +7,7 @@ Example:
     $ fusionrt export --help
     $ fusionrt study --config training/configs/study_demo.yaml
     $ fusionrt build runs/late/bundle --precision fp16
+    $ fusionrt bench runs/late/bundle --batch 1,8 --json late.json
     $ fusionrt op-demo --batch 8
 """
 
@@ -18,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -107,18 +109,53 @@ def predict(bundle: str, texts: list[str] | None, images: list[str] | None, back
     return 0
 
 
+def training_checkout(cwd: Path | None = None, package: Path | None = None) -> Path | None:
+    """The root of the fusionrt checkout whose ``training`` package ``fusionrt export`` / ``study`` run,
+    or None when there is none.
+
+    ``training`` sits at the repository root, outside the wheel, and the console script's ``sys.path``
+    holds its own folder, not the current directory (``python -m`` adds that). So look where a checkout
+    can be: first the one this fusionrt runs from (an editable install: ``package``, default this
+    package's folder, is ``<root>/python/fusionrt``), so the training code matches the deployment code;
+    then the current directory (``cwd``, default the process's) and the folders above it.
+
+    Example:
+        >>> training_checkout()  # doctest: +SKIP
+        PosixPath('/home/me/fusionrt')
+    """
+    package = Path(__file__).resolve().parent if package is None else package
+    cwd = Path.cwd() if cwd is None else cwd
+    for root in (package.parent.parent, cwd, *cwd.parents):
+        # Both halves of the repository: a stray "training" folder elsewhere is not ours.
+        if (root / "training" / "__init__.py").is_file() and (root / "python" / "fusionrt").is_dir():
+            return root
+    return None
+
+
 def training_command(command: str, argv: Sequence[str]) -> int:
-    """Delegates ``export`` / ``study`` to the repository's ``training`` package (not in the wheel)."""
+    """Delegates ``export`` / ``study`` to the repository's ``training`` package (not in the wheel),
+    found on ``sys.path`` or in the checkout :func:`training_checkout` finds."""
     module, function = TRAINING_COMMANDS[command]
     try:
-        entry = getattr(importlib.import_module(module), function)
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            root = training_checkout() if error.name == "training" else None
+            if root is None:
+                raise
+            sys.path.append(str(root))  # appended: nothing installed is shadowed by the checkout's folders
+            importlib.invalidate_caches()
+            loaded = importlib.import_module(module)
     except ModuleNotFoundError as error:
-        if error.name not in ("training", module):
-            raise
-        print(f"fusionrt {command} needs the training package: run it from a fusionrt checkout "
-              f"(python -m fusionrt.cli {command} ... in the repository root)", file=sys.stderr)
+        if error.name in ("training", module):
+            print(f"fusionrt {command} needs the training package, which is not part of the installed fusionrt: "
+                  f"run it in a fusionrt checkout (its root or a folder below), or install fusionrt from one "
+                  f"(pip install -e .)", file=sys.stderr)
+        else:  # the checkout is there, a training dependency is not
+            print(f"fusionrt {command} needs {error.name!r}, which is not installed: pip install 'fusionrt[train]' "
+                  f"(in a checkout: pip install -e '.[train]')", file=sys.stderr)
         return 2
-    return entry(list(argv))
+    return getattr(loaded, function)(list(argv))
 
 
 def add_build_command(commands: argparse._SubParsersAction) -> None:
@@ -147,6 +184,62 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bench_command(commands: argparse._SubParsersAction) -> None:
+    """``fusionrt bench BUNDLE...``: latency, cold start, memory (and energy on a Jetson) as JSON."""
+    bench = commands.add_parser(
+        "bench", help="measure bundles' latency (graph and end to end), cold start and memory; JSON report",
+        description="Measures each bundle in its own process: p50/p90/p99 and throughput of the graph alone "
+        "and of raw text + images end to end, per batch size; cold start; peak host (and GPU) memory; on a "
+        "Jetson the power mode, clocks and energy per inference. Needs only fusionrt[onnx].")
+    bench.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle directories")
+    bench.add_argument("--backend", default="auto", choices=("auto", *backends.NAMES))
+    bench.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
+    bench.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    bench.add_argument("--batch", default="1,8", type=_batch_sizes, help="batch sizes, comma-separated (default 1,8)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="ONNX Runtime intra-op threads (default: physical cores)")
+    bench.add_argument("--execution", default="auto", choices=backends.EXECUTIONS)
+    bench.add_argument("--seconds", type=float, default=2.0, help="timed seconds per path and batch (default 2)")
+    bench.add_argument("--image-size", default="480x640", type=_image_hw,
+                       help="raw frame HxW fed end to end, before the bundle's resize (default 480x640)")
+    bench.add_argument("--json", metavar="OUT", default=None, help="write the report here ('-': stdout)")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive batch sizes like 1,8")
+    return sizes
+
+
+def _image_hw(text: str) -> tuple[int, int]:
+    height, _, width = text.lower().partition("x")
+    if not (height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 480x640 (height x width)")
+    return int(height), int(width)
+
+
+def bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Runs the benchmark, prints a table and writes the JSON report; 1 when a bundle failed."""
+    from .benchmarks import report as bench_report
+    from .benchmarks.runner import bench as run_bench, write_json
+
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds is {args.seconds}, expected > 0")
+    result = run_bench(args.bundles, backend=args.backend, device=args.device, precision=args.precision,
+                       batches=args.batch, threads=args.threads, execution=args.execution,
+                       seconds=args.seconds, image_hw=args.image_size, show_progress=not args.no_progress,
+                       argv=["fusionrt", *argv])
+    print(bench_report.table(result), file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.json is not None:
+        write_json(result, args.json)
+    return 1 if any(r["error"] is not None for r in result["results"]) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusionrt`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -167,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("study", help="train, export, score and time a fusion study; write its report "
                         "(from a fusionrt checkout)", add_help=False)
     add_build_command(commands)
+    add_bench_command(commands)
     demo = commands.add_parser("op-demo", help="run the fused concat + LayerNorm op on built-in data")
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--repeats", type=int, default=2000)
@@ -181,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return predict(args.bundle, args.text, args.image, args.backend, args.device, args.precision)
         if args.command == "build":
             return build(args)
+        if args.command == "bench":
+            return bench(args, argv)
     except (ValueError, RuntimeError, ImportError, OSError) as error:  # BundleError is a ValueError
         print(f"fusionrt {args.command}: error: {error}", file=sys.stderr)
         return 1
