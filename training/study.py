@@ -13,6 +13,7 @@
    (:func:`fusionrt.backends.onnxruntime.execution.choose_execution`); the session then runs the
    faster mode.
 
+Every experiment's model config is checked before the first is trained (:func:`check_experiments`).
 Every stage's output is kept, so a rerun after an interruption picks up where it stopped. The report
 (:mod:`training.report`) replaces ``<report_dir>`` as a whole once every model is done.
 
@@ -51,6 +52,8 @@ from training.export.graph_io import batch_feeds
 from training.latency import measure_latency, split_batch
 from training.loaders import bundle_tokenizer, dataset_root, export_loaders, fold_loader, load_tokenizer
 from training.metrics import mosi_metrics
+from training.models.text_encoder import check_text_overrides
+from training.models.vision_encoder import check_vision_overrides
 from training.report import write_report
 from training.study_config import ExportSection, LatencySection, LatencyTarget, StudyConfig
 from training.train import RESULT, train
@@ -71,6 +74,7 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
     """
     started = time.perf_counter()
     configs = study.experiment_configs()
+    check_experiments(configs)
     progress = _Progress(len(configs) * len(STAGES), show_progress)
     # One dataset per (root, generation parameters, cache), however many experiments read it.
     datasets = {(c.data.root, repr(c.data.generated), str(c.data.resolved_cache_dir)): c.data for c in configs}
@@ -95,6 +99,28 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
              f"({'with' if settings['cuda'] else 'no'} CUDA, {settings['torch_threads']} torch threads); "
              f"a rerun reuses the stages already done in {study.resolved_work_dir}"]
     return write_report(study.resolved_report_dir, study.name, models, settings, notes)
+
+
+def check_experiments(configs: Sequence[ExperimentConfig]) -> None:
+    """Checks every experiment's model before the study trains the first one, so a typo in the last
+    experiment fails in seconds, not hours into the study.
+
+    Loading the study has checked each config's fields; this builds each model's :class:`FusionConfig`
+    (registered defaults, overrides, image size) and checks the backbone overrides against what the
+    libraries accept (:func:`~training.models.text_encoder.check_text_overrides`: the transformers
+    config, read from its ``config.json``; :func:`~training.models.vision_encoder.check_vision_overrides`:
+    timm's keywords), as building the model would, without loading weights.
+
+    Raises:
+        ValueError: naming the experiment and the field (and the closest valid key).
+    """
+    for config in configs:
+        try:
+            fusion = config.fusion_config()
+            check_text_overrides(fusion.text, "model.overrides.text.overrides")
+            check_vision_overrides(fusion.vision, "model.overrides.vision.overrides")
+        except (ValueError, TypeError, OSError) as error:  # OSError: a text backbone that cannot be found
+            raise ValueError(f"experiment {config.name!r}: {error} (no experiment was started)") from error
 
 
 class _Progress:

@@ -138,3 +138,25 @@ def test_bad_study_config_says_what_is_wrong(tmp_path: Path, capsys: pytest.Capt
     path.write_text(content)
     assert study.main(["--config", str(path)]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("typo", "message"), [
+    ({"text": {"overrides": {"num_hidden_layer": 1}}},
+     "model.overrides.text.overrides has an unknown key 'num_hidden_layer'"),
+    ({"vision": {"overrides": {"drop_rat": 0.1}}}, "model.overrides.vision.overrides has an unknown key 'drop_rat'"),
+])
+def test_a_typo_in_the_last_experiment_fails_before_anything_trains(
+        tmp_path: Path, trainer_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        typo: dict, message: str) -> None:
+    path = write_micro_study(tmp_path, trainer_cache)
+    config = yaml.safe_load(path.read_text())
+    config["experiments"] += [{"config": "tiny_late.yaml", "name": f"tiny_late_{i}"} for i in range(2, 9)]
+    config["experiments"].append({"config": "tiny_late.yaml", "name": "tiny_typo", "overrides": {"model": {"overrides": typo}}})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    started = []
+    monkeypatch.setattr(study, "dataset_root", lambda data: started.append("data"))
+    monkeypatch.setattr(study, "train", lambda config: started.append(config.name))
+    assert study.main(["--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"experiment 'tiny_typo': {message}" in err and "did you mean" in err
+    assert started == [] and not (tmp_path / "work").exists()
