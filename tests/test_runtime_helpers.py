@@ -109,7 +109,7 @@ def test_buffers_at_least_double_so_batch_growth_reallocates_rarely():
 def test_cuda_device_properties_without_a_usable_device():
     if _C.cuda_available():
         props = _C.cuda_device_properties(0)
-        assert set(props) == {"name", "compute_capability", "integrated", "total_memory"}
+        assert set(props) == {"name", "compute_capability", "multiprocessor_count", "integrated", "total_memory"}
         assert len(props["compute_capability"]) == 2
     else:
         with pytest.raises(ValueError, match="CUDA"):

@@ -1,5 +1,6 @@
 // fusionrt._C.cuda_device_properties: the facts about a GPU that engines depend on (name, compute
-// capability) and that the runtime's memory strategy depends on (integrated), without torch.
+// capability, multiprocessor count and memory: every Jetson Orin module is named "Orin") and that the
+// runtime's memory strategy depends on (integrated), without torch.
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -27,6 +28,7 @@ void bind_cuda_device(py::module_& m) {
         }
         return py::dict(py::arg("name") = std::string(properties.name),
                         py::arg("compute_capability") = py::make_tuple(properties.major, properties.minor),
+                        py::arg("multiprocessor_count") = properties.multiProcessorCount,
                         py::arg("integrated") = properties.integrated != 0,
                         py::arg("total_memory") = properties.totalGlobalMem);
 #else
@@ -35,8 +37,8 @@ void bind_cuda_device(py::module_& m) {
 #endif
       },
       py::arg("device") = 0,
-      "{name, compute_capability: (major, minor), integrated, total_memory} of a CUDA device; ValueError when it "
-      "is not usable.");
+      "{name, compute_capability: (major, minor), multiprocessor_count, integrated, total_memory (bytes)} of a "
+      "CUDA device; ValueError when it is not usable.");
 }
 
 }  // namespace fusionrt::bindings

@@ -16,8 +16,9 @@ The graph is the variant's ``plugins_onnx`` (fusion ops as fusionrt plugin nodes
 ``libfusionrt_plugins.so``) when this fusionrt was built with TensorRT, else its standard ``onnx``.
 The manifest's dynamic ``batch`` dim becomes one optimisation profile (1 / ``opt_batch`` /
 ``max_batch``). Builds reuse and update a timing cache beside the engines, and engines land in the
-bundle's ``engines/`` folder keyed by GPU, TensorRT version, precision, batches and ONNX hash
-(:mod:`fusionrt.backends.tensorrt.engine_cache`), so a second call returns at once and a changed ONNX graph rebuilds.
+bundle's ``engines/`` folder keyed by GPU model (name, compute capability, SM count, memory), TensorRT
+version, precision, batches, ONNX hash and fusionrt version (:mod:`fusionrt.backends.tensorrt.engine_cache`),
+so a second call returns at once and a changed ONNX graph, GPU module or fusionrt rebuilds.
 
 Example:
     >>> path = build_engine("runs/late/bundle", precision="fp16", max_batch=8)  # doctest: +SKIP
@@ -118,10 +119,11 @@ def profile_shapes(
     return shapes
 
 
-def device_facts() -> tuple[str, tuple[int, int]]:
-    """(name, compute capability) of the GPU TensorRT builds for: CUDA device 0 as this process sees it."""
-    props = _C.cuda_device_properties(0)
-    return props["name"], tuple(props["compute_capability"])
+def device_facts() -> dict[str, Any]:
+    """``fusionrt._C.cuda_device_properties`` of the GPU TensorRT builds for: CUDA device 0 as this
+    process sees it (name, compute capability, multiprocessor count, total memory; see
+    :meth:`EngineKey.for_gpu`)."""
+    return _C.cuda_device_properties(0)
 
 
 def build_engine(
@@ -151,7 +153,7 @@ def build_engine(
 
     Example:
         >>> build_engine("bundle", precision="fp16").name  # doctest: +SKIP
-        'orin-nvgpu_sm87_trt10.3.0_fp16_b1-8_3f2a9c1d.engine'
+        'orin-nvgpu_sm87_16sms_62841mib_trt10.3.0_fp16_b1-8_3f2a9c1d_fusionrt0.1.0.engine'
     """
     trt = require("tensorrt")
     trt_version = release_version(trt.__version__)
@@ -159,8 +161,8 @@ def build_engine(
     manifest = read_manifest(root)
     plan = plan_build(manifest, precision, trt_version, plugins=PLUGIN_LIBRARY.is_file())
     onnx_hash = manifest.files.get(plan.onnx) or sha256_file(root / plan.onnx)
-    gpu_name, capability = device_facts()
-    key = EngineKey(gpu_name, capability, trt_version, precision, onnx_hash, max_batch, opt_batch)
+    key = EngineKey.for_gpu(device_facts(), trt_version, precision, onnx_hash, max_batch, opt_batch,
+                            fusionrt_version=build_info()["version"])
     cache = EngineCache(root)
     cached = cache.find(key)
     if cached is not None and not rebuild:
@@ -172,12 +174,16 @@ def build_engine(
             "its EngineRunner will refuse this engine", trt_version, built_with,
         )
     for stale in cache.stale(key):
-        log.info("fusionrt: %s is stale (its ONNX graph changed) and will be replaced", stale.path.name)
+        log.info("fusionrt: %s is stale (its ONNX graph or fusionrt version changed) and will be replaced",
+                 stale.path.name)
+    for legacy in cache.legacy(key):
+        log.info("fusionrt: %s is stale (an older fusionrt's key, without the GPU's SM count and memory) and "
+                 "will be replaced", legacy.with_suffix(".engine").name)
     engine = _build(trt, root / plan.onnx, plan, profile_shapes(manifest.inputs, opt_batch, max_batch),
                     cache.timing_cache_path(key), workspace, verbose)
     settings = {"strongly_typed": plan.strongly_typed, "flags": list(plan.flags), "plugins": plan.uses_plugins,
                 "workspace": workspace}
-    return cache.store(key, engine, plan.onnx, settings, build_info()["version"])
+    return cache.store(key, engine, plan.onnx, settings)
 
 
 def _load_plugins(trt: Any) -> None:

@@ -1,23 +1,30 @@
 """The TensorRT engines a bundle caches in its ``engines/`` folder, keyed by what makes an engine valid.
 
 An engine runs only on the GPU model and TensorRT version that built it, for the precision and batch
-range it was built for, and only while its ONNX graph is unchanged. :class:`EngineKey` holds exactly
-those facts and names the files after them (as jetson-inference names its ``.engine`` caches)::
+range it was built for, and only while its ONNX graph and the fusionrt that built it (its plugins) are
+unchanged. GPU model means more than the name the driver reports: every Jetson Orin module says "Orin",
+while an AGX Orin has 16 SMs and 64 GB and an Orin Nano 8 SMs and 8 GB, and TensorRT tunes for exactly
+one of them. :class:`EngineKey` holds exactly those facts and names the files after them (as
+jetson-inference names its ``.engine`` caches)::
 
-    engines/orin-nvgpu_sm87_trt10.3.0_fp16_b1-8_3f2a9c1d.engine   the serialised engine
-    engines/orin-nvgpu_sm87_trt10.3.0_fp16_b1-8_3f2a9c1d.json     its sidecar: the full key, size, build facts
-    engines/orin-nvgpu_sm87_trt10.3.0.timing.cache                 TensorRT's timing cache for that GPU + version
+    engines/orin-nvgpu_sm87_16sms_62841mib_trt10.3.0_fp16_b1-8_3f2a9c1d_fusionrt0.1.0.engine   the serialised engine
+    engines/orin-nvgpu_sm87_16sms_62841mib_trt10.3.0_fp16_b1-8_3f2a9c1d_fusionrt0.1.0.json     its sidecar: the full key, size, build facts
+    engines/orin-nvgpu_sm87_16sms_62841mib_trt10.3.0.timing.cache                                TensorRT's timing cache for that GPU + version
 
 The sidecar is written last, so an engine without one is an interrupted build and is ignored. An engine
-whose ONNX hash no longer matches the bundle's is *stale*: :meth:`EngineCache.stale` finds them, and
-the builder replaces them.
+for the same GPU, TensorRT, precision and batches whose ONNX hash or fusionrt version differs from the
+key's is *stale*, as is an entry an older fusionrt cached under a key without the SM count, memory and
+fusionrt version (sidecar format 1): :meth:`EngineCache.find` never returns them, :meth:`EngineCache.stale`
+lists them, and storing the rebuilt engine removes them.
 
 Example:
-    >>> key = EngineKey("Orin (nvgpu)", (8, 7), "10.3.0", "fp16", onnx_sha256="3f2a9c1d" + "0" * 56, max_batch=8)
+    >>> gpu = {"name": "Orin (nvgpu)", "compute_capability": (8, 7), "multiprocessor_count": 16,
+    ...        "total_memory": 62841 << 20}
+    >>> key = EngineKey.for_gpu(gpu, "10.3.0", "fp16", "3f2a9c1d" + "0" * 56, max_batch=8, fusionrt_version="0.1.0")
     >>> key.engine_name
-    'orin-nvgpu_sm87_trt10.3.0_fp16_b1-8_3f2a9c1d.engine'
+    'orin-nvgpu_sm87_16sms_62841mib_trt10.3.0_fp16_b1-8_3f2a9c1d_fusionrt0.1.0.engine'
     >>> EngineCache("bundle").find(key)  # doctest: +SKIP
-    PosixPath('bundle/engines/orin-nvgpu_sm87_trt10.3.0_fp16_b1-8_3f2a9c1d.engine')
+    PosixPath('bundle/engines/orin-nvgpu_sm87_16sms_62841mib_trt10.3.0_fp16_b1-8_3f2a9c1d_fusionrt0.1.0.engine')
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +41,14 @@ from ...atomic import write_bytes_atomic
 from ...bundle import PRECISIONS
 
 ENGINES_DIR = "engines"
-SIDECAR_FORMAT_VERSION = 1
+# 2: the key holds the GPU's SM count and memory and fusionrt's version (format 1 entries are stale).
+SIDECAR_FORMAT_VERSION = 2
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"\d+(\.\d+)*")
+#: A package version that can stand in a file name (PEP 440 public and local versions).
+_PACKAGE_VERSION = re.compile(r"[0-9][0-9A-Za-z.+_-]*")
+#: The key fields a format 1 sidecar shares with today's, which say what a legacy entry was built for.
+_LEGACY_FIELDS = ("gpu_name", "compute_capability", "trt_version", "precision", "max_batch", "opt_batch")
 
 
 class EngineCacheError(ValueError):
@@ -48,9 +61,17 @@ def gpu_slug(name: str) -> str:
     return slug or "gpu"
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 @dataclass(frozen=True)
 class EngineKey:
-    """What an engine is valid for: GPU model, TensorRT version, precision, ONNX content, batch range."""
+    """What an engine is valid for: GPU model (name, compute capability, SM count, memory), TensorRT
+    version, precision, ONNX content, batch range and the fusionrt version that built it.
+
+    Build keys for the present GPU with :meth:`for_gpu` (from ``fusionrt._C.cuda_device_properties``).
+    """
 
     gpu_name: str
     compute_capability: tuple[int, int]
@@ -59,6 +80,11 @@ class EngineKey:
     onnx_sha256: str
     max_batch: int
     opt_batch: int = 1
+    # Keyword-only, so no caller can leave them to a default: a key without them could match an
+    # engine built for another module of the same GPU name, or by another fusionrt.
+    multiprocessors: int = field(kw_only=True)
+    memory_mib: int = field(kw_only=True)
+    fusionrt_version: str = field(kw_only=True)
 
     def __post_init__(self) -> None:
         # Tuples come back from JSON as lists.
@@ -69,6 +95,10 @@ class EngineKey:
         cc = self.compute_capability
         if len(cc) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cc):
             problems.append(f"compute_capability is {cc!r}, expected (major, minor) integers")
+        if not _count(self.multiprocessors):
+            problems.append(f"multiprocessors is {self.multiprocessors!r}, expected the GPU's SM count (>= 1)")
+        if not _count(self.memory_mib):
+            problems.append(f"memory_mib is {self.memory_mib!r}, expected the GPU's total memory in MiB (>= 1)")
         if not isinstance(self.trt_version, str) or not _VERSION.fullmatch(self.trt_version):
             problems.append(f"trt_version is {self.trt_version!r}, expected a dotted version like '10.3.0'")
         if self.precision not in PRECISIONS:
@@ -78,18 +108,49 @@ class EngineKey:
         batches = (self.opt_batch, self.max_batch)
         if not all(isinstance(b, int) and not isinstance(b, bool) for b in batches) or not 1 <= self.opt_batch <= self.max_batch:
             problems.append(f"batch range is opt {self.opt_batch!r} / max {self.max_batch!r}, expected 1 <= opt <= max")
+        if not isinstance(self.fusionrt_version, str) or not _PACKAGE_VERSION.fullmatch(self.fusionrt_version):
+            problems.append(f"fusionrt_version is {self.fusionrt_version!r}, expected a package version like '0.1.0'")
         if problems:
             raise EngineCacheError("invalid engine key: " + "; ".join(problems))
 
+    @classmethod
+    def for_gpu(cls, properties: Mapping[str, Any], trt_version: str, precision: str, onnx_sha256: str,
+                max_batch: int, opt_batch: int = 1, *, fusionrt_version: str) -> EngineKey:
+        """The key of an engine for the GPU ``properties`` describe (``fusionrt._C.cuda_device_properties``:
+        name, compute capability, multiprocessor count, total memory in bytes).
+
+        Example:
+            >>> gpu = {"name": "Orin", "compute_capability": (8, 7), "multiprocessor_count": 8,
+            ...        "total_memory": 7620 << 20}  # an Orin Nano 8GB
+            >>> EngineKey.for_gpu(gpu, "10.3.0", "fp32", "0" * 64, 8, fusionrt_version="0.1.0").device_stem
+            'orin_sm87_8sms_7620mib_trt10.3.0'
+        """
+        missing = [k for k in ("name", "compute_capability", "multiprocessor_count", "total_memory") if k not in properties]
+        if missing:
+            raise EngineCacheError(
+                f"the GPU's properties lack {missing}, which engine keys need (is fusionrt._C older than this "
+                f"package? rebuild it); got {sorted(properties)}"
+            )
+        memory = properties["total_memory"]  # bytes
+        return cls(
+            properties["name"], tuple(properties["compute_capability"]), trt_version, precision, onnx_sha256,
+            max_batch, opt_batch, multiprocessors=properties["multiprocessor_count"],
+            # Whole MiB: enough to tell modules apart, and a name one can read.
+            memory_mib=memory // 2**20 if isinstance(memory, int) else memory,
+            fusionrt_version=fusionrt_version,
+        )
+
     @property
     def device_stem(self) -> str:
-        """``<gpu>_sm<cc>_trt<version>``: what the timing cache is valid for."""
+        """``<gpu>_sm<cc>_<n>sms_<m>mib_trt<version>``: what the timing cache is valid for."""
         major, minor = self.compute_capability
-        return f"{gpu_slug(self.gpu_name)}_sm{major}{minor}_trt{self.trt_version}"
+        return (f"{gpu_slug(self.gpu_name)}_sm{major}{minor}_{self.multiprocessors}sms_{self.memory_mib}mib"
+                f"_trt{self.trt_version}")
 
     @property
     def stem(self) -> str:
-        return f"{self.device_stem}_{self.precision}_b{self.opt_batch}-{self.max_batch}_{self.onnx_sha256[:8]}"
+        return (f"{self.device_stem}_{self.precision}_b{self.opt_batch}-{self.max_batch}_{self.onnx_sha256[:8]}"
+                f"_fusionrt{self.fusionrt_version}")
 
     @property
     def engine_name(self) -> str:
@@ -104,8 +165,10 @@ class EngineKey:
         return self.device_stem + ".timing.cache"
 
     def same_target(self, other: EngineKey) -> bool:
-        """Whether ``other`` is for the same GPU, TensorRT, precision and batches (whatever its ONNX)."""
-        return asdict(self) | {"onnx_sha256": ""} == asdict(other) | {"onnx_sha256": ""}
+        """Whether ``other`` is for the same GPU model, TensorRT, precision and batches (whatever its ONNX
+        graph and fusionrt version): an engine the one for ``self`` replaces."""
+        ignored = {"onnx_sha256": "", "fusionrt_version": ""}
+        return asdict(self) | ignored == asdict(other) | ignored
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -131,7 +194,6 @@ class CachedEngine:
     engine_bytes: int
     onnx: str
     build: dict[str, Any] = field(default_factory=dict)
-    fusionrt_version: str = ""
 
 
 class EngineCache:
@@ -158,8 +220,9 @@ class EngineCache:
             raise EngineCacheError(f"engine sidecar {sidecar} is a {type(data).__name__}, expected a JSON object")
         version = data.get("format_version")
         if version != SIDECAR_FORMAT_VERSION:
+            older = " (an older fusionrt's entry: stale, replaced by the next build)" if version == 1 else ""
             raise EngineCacheError(
-                f"engine sidecar {sidecar} has format_version {version!r}, expected {SIDECAR_FORMAT_VERSION}"
+                f"engine sidecar {sidecar} has format_version {version!r}, expected {SIDECAR_FORMAT_VERSION}{older}"
             )
         try:
             key = EngineKey.from_dict(data["key"])
@@ -177,7 +240,7 @@ class EngineCache:
             raise EngineCacheError(
                 f"engine {path} has {path.stat().st_size} bytes, its sidecar says {size} (truncated or replaced)"
             )
-        return CachedEngine(key, path, size, onnx, data.get("build", {}), data.get("fusionrt_version", ""))
+        return CachedEngine(key, path, size, onnx, data.get("build", {}))
 
     def entries(self) -> list[CachedEngine]:
         """Every complete, valid entry, by file name. Invalid ones are skipped: :meth:`read` says why."""
@@ -190,7 +253,7 @@ class EngineCache:
         return found
 
     def find(self, key: EngineKey) -> Path | None:
-        """The engine cached for exactly ``key``, or None (absent, incomplete or invalid)."""
+        """The engine cached for exactly ``key``, or None (absent, incomplete, invalid or stale)."""
         sidecar = self.folder / key.sidecar_name
         if not sidecar.is_file():
             return None
@@ -201,11 +264,27 @@ class EngineCache:
         return entry.path if entry.key == key else None
 
     def stale(self, key: EngineKey) -> list[CachedEngine]:
-        """Entries for ``key``'s GPU, TensorRT, precision and batches built from another ONNX graph."""
-        return [e for e in self.entries() if e.key.same_target(key) and e.key.onnx_sha256 != key.onnx_sha256]
+        """Entries for ``key``'s GPU model, TensorRT, precision and batches built from another ONNX graph
+        or by another fusionrt."""
+        return [e for e in self.entries() if e.key.same_target(key) and e.key != key]
 
-    def store(self, key: EngineKey, engine: bytes, onnx: str, build: dict[str, Any], fusionrt_version: str) -> Path:
-        """Writes the engine, then its sidecar (each atomically), and removes the stale entries it replaces."""
+    def legacy(self, key: EngineKey) -> list[Path]:
+        """Sidecars an older fusionrt wrote (format 1, whose key lacks the SM count, memory and fusionrt
+        version) for ``key``'s GPU name, TensorRT, precision and batches: stale, whatever they hold."""
+        found = []
+        for sidecar in sorted(self.folder.glob("*.json")):
+            try:
+                data = json.loads(sidecar.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue  # not a legacy entry: read() says what it is
+            old = data.get("key") if isinstance(data, dict) and data.get("format_version") == 1 else None
+            if isinstance(old, dict) and all(old.get(f) == v for f, v in _legacy_target(key).items()):
+                found.append(sidecar)
+        return found
+
+    def store(self, key: EngineKey, engine: bytes, onnx: str, build: dict[str, Any]) -> Path:
+        """Writes the engine, then its sidecar (each atomically), and removes the stale and legacy
+        entries it replaces."""
         path = self.engine_path(key)
         write_bytes_atomic(path, engine)
         sidecar = {
@@ -214,14 +293,22 @@ class EngineCache:
             "engine_bytes": len(engine),
             "onnx": onnx,
             "build": build,
-            "fusionrt_version": fusionrt_version,
         }
         write_bytes_atomic(self.folder / key.sidecar_name, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         for entry in self.stale(key):
             self.remove(entry.key)
+        for old in self.legacy(key):
+            old.unlink(missing_ok=True)  # the sidecar first: the entry is gone at once
+            old.with_suffix(".engine").unlink(missing_ok=True)
         return path
 
     def remove(self, key: EngineKey) -> None:
         """Deletes ``key``'s sidecar (first: the entry is gone at once) and engine, if present."""
         (self.folder / key.sidecar_name).unlink(missing_ok=True)
         self.engine_path(key).unlink(missing_ok=True)
+
+
+def _legacy_target(key: EngineKey) -> dict[str, Any]:
+    """The fields of ``key`` a format 1 sidecar's key must share to be an engine ``key``'s replaces."""
+    data = key.to_dict()
+    return {name: data[name] for name in _LEGACY_FIELDS}
