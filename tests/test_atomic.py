@@ -134,12 +134,13 @@ def test_exchange_swaps_two_directories_in_one_step(tmp_path):
 def test_abandoned_temporaries_of_killed_writers_are_removed(tmp_path):
     target = tmp_path / "bundle"
     dead = _dead_pid()
-    abandoned = [tmp_path / f".bundle.tmp-{dead}-abc", tmp_path / f".bundle.old-{dead}-def"]
+    abandoned = [tmp_path / f".bundle.tmp-{dead}-abc", tmp_path / f".bundle.old-{dead}-def",
+                 tmp_path / f".other.tmp-{dead}-jkl"]  # another target's in the same folder: as abandoned
     live = tmp_path / f".bundle.tmp-{os.getpid()}-ghi"  # a writer still at work: kept
-    other = tmp_path / f".other.tmp-{dead}-jkl"  # another target's: not ours to judge
-    for path in (*abandoned, live, other):
+    unrelated = [tmp_path / ".bundle.tmp-x-abc", tmp_path / ".cache", tmp_path / ".v.tmp-1234567890-abc"]
+    for path in (*abandoned, live, *unrelated):
         path.mkdir()
         (path / "model.onnx").write_bytes(b"partial")
     with atomic_directory(target) as staging:
         (staging / "model.onnx").write_bytes(b"whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["bundle", live.name, *(p.name for p in unrelated)])

@@ -21,8 +21,8 @@ import contextlib
 import ctypes
 import errno
 import functools
-import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -134,15 +134,19 @@ def _staging_prefix(target: Path, kind: str) -> str:
     return f".{target.name}.{kind}-{os.getpid()}-"
 
 
+#: A temporary :func:`atomic_directory` names with its writer's pid: ``.<target>.<tmp|old>-<pid>-<random>``
+#: (pids stay below 2**22 on Linux; a longer number is not one of ours).
+_STAGING_NAME = re.compile(r"\.(?P<target>.+)\.(?P<kind>tmp|old)-(?P<pid>[1-9][0-9]{0,8})-[A-Za-z0-9_]+")
+
+
 def remove_abandoned(target: str | os.PathLike[str]) -> list[Path]:
-    """Removes the temporaries that writers of ``target`` killed mid-write left beside it (their
-    process is gone), and returns them. Temporaries of live writers are kept."""
-    target = Path(target)
+    """Removes the temporaries that writers killed mid-write left in ``target``'s folder (those of any
+    target there: a killed export of another bundle into the same folder leaves one too), and returns
+    them. Temporaries of live writers are kept."""
     removed = []
-    for path in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
-        kind, _, rest = path.name[len(target.name) + 2 :].partition("-")
-        pid = rest.split("-", 1)[0]
-        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+    for path in Path(target).parent.glob(".*.*-*-*"):
+        match = _STAGING_NAME.fullmatch(path.name)
+        if match is not None and not _alive(int(match["pid"])):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -171,7 +175,7 @@ def atomic_directory(target: str | os.PathLike[str], overwrite: bool = False) ->
     empty: the two directories are exchanged in one step where the OS can (Linux), else the old one
     is moved aside just before the new one is renamed in. Without ``overwrite``, an existing
     ``target`` raises FileExistsError before anything is written. Temporaries that killed writers
-    left beside ``target`` are removed first (:func:`remove_abandoned`).
+    left in ``target``'s folder are removed first (:func:`remove_abandoned`).
     """
     target = Path(target)
     if target.exists() and not overwrite:
