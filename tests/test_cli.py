@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -31,6 +32,20 @@ def test_info_summarises_a_bundle(bundle, capsys):
     if fusionrt.build_info()["tensorrt"] is None:
         assert "not built into this fusionrt" in printed["backends"]["tensorrt"]
     assert printed["build"] == fusionrt.build_info()
+
+
+def test_verify_checks_every_file(bundle, tmp_path, capsys):
+    assert cli.main(["verify", str(bundle)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    manifest = fusionrt.bundle.read_manifest(bundle, verify_hashes=False)
+    assert printed["verified"] and printed["files"] == len(manifest.files)
+    assert printed["bytes"] == sum((bundle / name).stat().st_size for name in manifest.files)
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    with open(copy / manifest.torch_program, "ab") as file:  # a file ONNX Runtime's load never reads
+        file.write(b"\0")
+    assert cli.main(["verify", str(copy)]) == 1
+    assert f"{manifest.torch_program} does not match its hash" in capsys.readouterr().err
 
 
 def test_predict_prints_json(bundle, tmp_path, rng, capsys):

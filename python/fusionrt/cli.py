@@ -82,7 +82,7 @@ def info(bundle: str | None = None) -> int:
     bundle's manifest summary (inputs, outputs, variants with their metrics) and which backends can run it."""
     facts: dict[str, object] = {"build": build_info(), "cuda_available": cuda_available()}
     if bundle is not None:
-        manifest = read_manifest(bundle)
+        manifest = read_manifest(bundle, verify_hashes=False)  # a summary; `fusionrt verify` hashes
         summary = manifest.to_dict()
         del summary["files"], summary["config"]  # hashes and the training config are not a summary
         facts = {
@@ -92,6 +92,17 @@ def info(bundle: str | None = None) -> int:
             **facts,
         }
     print(json.dumps(facts, indent=2))
+    return 0
+
+
+def verify(bundle: str) -> int:
+    """Checks every file of ``bundle`` against the manifest's hashes (``load`` checks only the files its
+    backend reads) and prints a JSON summary; a fault raises BundleError naming the file."""
+    started = time.perf_counter()
+    manifest = read_manifest(bundle, verify_hashes=True)
+    size = sum((Path(bundle) / name).stat().st_size for name in manifest.files)
+    print(json.dumps({"bundle": bundle, "verified": True, "files": len(manifest.files), "bytes": size,
+                      "seconds": round(time.perf_counter() - started, 3)}, indent=2))
     return 0
 
 
@@ -249,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     info_parser = commands.add_parser("info", help="build facts and available devices; with a bundle, its summary")
     info_parser.add_argument("bundle", nargs="?", help="bundle directory")
+    check = commands.add_parser("verify", help="check every file of a bundle against its manifest's hashes")
+    check.add_argument("bundle", help="bundle directory")
     run = commands.add_parser("predict", help="predict sentiment from raw text and images with a bundle (JSON)")
     run.add_argument("bundle", help="bundle directory")
     run.add_argument("--text", action="append", help="text of a sample (repeat for a batch)")
@@ -269,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return info(args.bundle)
+        if args.command == "verify":
+            return verify(args.bundle)
         if args.command == "predict":
             if not args.text and not args.image:
                 parser.error("predict needs --text, --image or both")
