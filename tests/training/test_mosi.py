@@ -153,9 +153,11 @@ def test_missing_files_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(f"labels file not found: {root / LABELS_FILENAME}")):
         build_index(root)
     write_labels(root / LABELS_FILENAME)
-    (root / FOLDS_FILENAME).unlink()
-    with pytest.raises(FileNotFoundError, match=re.escape(f"folds file not found: {root / FOLDS_FILENAME}")):
+    (root / FOLDS_FILENAME).unlink()  # now the SDK's standard folds, whose videos these labels lack
+    with pytest.raises(ValueError, match=re.escape("the SDK's standard folds: 93 fold videos have no labels")):
         build_index(root)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"folds file not found: {root / FOLDS_FILENAME}")):
+        build_index(root, folds_path=root / FOLDS_FILENAME)
     with pytest.raises(FileNotFoundError, match=r"computational sequence not found: .*missing\.csd"):
         read_opinion_labels(tmp_path / "missing.csd")
 

@@ -1,15 +1,28 @@
 """CMU-MOSI: opinion labels, standard folds, transcripts and the per-fold sample index.
 
-Dataset root layout (MOSI's raw release; every modality folder is optional)::
+Dataset root layouts the loader reads (every modality folder is optional)::
 
     <root>/CMU_MOSI_Opinion_Labels.csd          labels (SDK computational sequence)   [required]
-    <root>/standard_folds.json                  {"train": [...], "valid": [...], "test": [...]} [required]
     <root>/Transcript/Segmented/<V>.annotprocessed   one line per segment: "<k>_DELIM_<text>"
     <root>/Frames/<V>_<k>/*.png|*.jpg           pre-extracted frames of segment k of video V
     <root>/Video/Segmented/<V>_<k>.mp4          segment clips (decoded by training.data.frames)
-    <root>/CMU_MOSI_TimestampedWords.csd        alternative text source (``words_path=``)
+    <root>/CMU_MOSI_TimestampedWords.csd        text when there is no Transcript/ (or ``words_path=``)
+    <root>/standard_folds.json                  optional folds of your own (the generated set writes one)
 
-The labels and folds files may live elsewhere: pass ``labels_path=`` / ``folds_path=``.
+* **The official raw release** (``CMU_MOSI.zip``) unpacks to a ``Raw/`` folder holding
+  ``Transcript/Segmented``, ``Video/Segmented`` (and ``Audio/``, unused): the modality folders are
+  looked for in ``<root>`` and then in ``<root>/Raw``, so ``<root>`` is the folder you unzipped into,
+  with the labels ``.csd`` (not in the zip: fetch it with the SDK, below) put beside ``Raw/``.
+* **An SDK download** (``mmdatasdk.mmdataset(mmdatasdk.cmu_mosi.labels, root)`` and
+  ``mmdatasdk.cmu_mosi.raw``) writes ``CMU_MOSI_Opinion_Labels.csd`` and
+  ``CMU_MOSI_TimestampedWords.csd`` into ``root``: text comes from the words, by segment interval.
+
+Folds: neither download has a folds file. Unless ``folds_path=`` names one (or the root holds a
+``standard_folds.json``), the standard folds are the SDK's (``cmu_mosi_std_folds``: 52 / 10 / 31
+videos), read from ``mmsdk`` when it is installed, else from the same id lists shipped beside this
+module (``mosi_standard_folds.json``). See :func:`standard_folds`.
+
+The labels file may live elsewhere: pass ``labels_path=``.
 
 Segment naming: segment ``k`` (1-based, in the order the labels file lists it) of video ``V`` is
 ``V_k``, the name of its raw clip. File order is kept even where it is not time order — the real
@@ -23,6 +36,7 @@ Nothing here imports torch: the index is plain data (:class:`MosiSample`), turne
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -41,7 +55,13 @@ WORDS_FILENAME = "CMU_MOSI_TimestampedWords.csd"
 TRANSCRIPT_DIR = Path("Transcript") / "Segmented"
 FRAMES_DIR = Path("Frames")
 VIDEO_DIR = Path("Video") / "Segmented"
+RAW_DIR = Path("Raw")  # the official CMU_MOSI.zip's top folder
 FOLDS = ("train", "valid", "test")
+#: The CMU Multimodal SDK's module holding MOSI's standard folds, and its names for them.
+SDK_FOLDS_MODULE = "mmsdk.mmdatasdk.dataset.standard_datasets.CMU_MOSI.cmu_mosi_std_folds"
+SDK_FOLD_NAMES = {"train": "standard_train_fold", "valid": "standard_valid_fold", "test": "standard_test_fold"}
+#: The same id lists, shipped so that the standard folds need no SDK.
+SHIPPED_FOLDS_PATH = Path(__file__).with_name("mosi_standard_folds.json")
 MODALITIES = ("text", "image")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 LABEL_RANGE = (-3.0, 3.0)
@@ -134,6 +154,40 @@ def read_folds(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     return {fold: list(folds[fold]) for fold in FOLDS}
 
 
+def standard_folds(source: Literal["auto", "mmsdk", "shipped"] = "auto") -> dict[str, list[str]]:
+    """MOSI's standard train / valid / test video ids, as the CMU Multimodal SDK defines them.
+
+    Args:
+        source: ``"mmsdk"`` reads the SDK's ``cmu_mosi_std_folds``; ``"shipped"`` the copy of those
+            lists shipped with this package; ``"auto"`` the SDK when it imports, else the copy.
+
+    Raises:
+        ImportError: ``source="mmsdk"`` and the SDK does not import (the error says why).
+        ValueError: unknown ``source``, or the SDK module lacks a fold list.
+
+    Example:
+        >>> {fold: len(videos) for fold, videos in standard_folds("shipped").items()}
+        {'train': 52, 'valid': 10, 'test': 31}
+    """
+    if source not in ("auto", "mmsdk", "shipped"):
+        raise ValueError(f"standard_folds source must be 'auto', 'mmsdk' or 'shipped', got {source!r}")
+    if source != "shipped":
+        try:
+            module = importlib.import_module(SDK_FOLDS_MODULE)
+        except ImportError as err:
+            if source == "mmsdk":
+                raise ImportError(
+                    f"the CMU Multimodal SDK's folds ({SDK_FOLDS_MODULE}) do not import: {err}; install the SDK "
+                    "(mmsdk) or use the shipped copy (source='shipped')"
+                ) from err
+        else:
+            missing = [name for name in SDK_FOLD_NAMES.values() if not isinstance(getattr(module, name, None), list)]
+            if missing:
+                raise ValueError(f"{SDK_FOLDS_MODULE} has no list {missing[0]!r}; is this the CMU Multimodal SDK?")
+            return {fold: [str(v) for v in getattr(module, name)] for fold, name in SDK_FOLD_NAMES.items()}
+    return read_folds(SHIPPED_FOLDS_PATH)
+
+
 def read_annotprocessed(path: str | os.PathLike[str]) -> dict[int, str]:
     """Read a segmented transcript ``<V>.annotprocessed``: segment number k -> text.
 
@@ -185,15 +239,17 @@ def build_index(
         modalities: which of ``"text"``, ``"image"`` to look for; the others are marked absent
             (an empty list indexes the labels alone).
         labels_path: labels ``.csd`` (default ``<root>/CMU_MOSI_Opinion_Labels.csd``).
-        folds_path: folds JSON (default ``<root>/standard_folds.json``).
+        folds_path: folds JSON; by default ``<root>/standard_folds.json`` where the root has one,
+            else the SDK's standard folds (:func:`standard_folds`).
         words_path: take transcripts from this timestamped-words ``.csd`` instead of
-            ``Transcript/Segmented``.
+            ``Transcript/Segmented`` (default: ``<root>/CMU_MOSI_TimestampedWords.csd`` when the root
+            has no ``Transcript/Segmented``).
 
     A modality missing for a video or segment is marked absent (``None``); frames are preferred
     over clips when a segment has both, as they need no decoding.
 
     Raises:
-        FileNotFoundError: ``root``, the labels or the folds file is missing (the path looked at is named).
+        FileNotFoundError: ``root``, the labels or a given folds file is missing (the path looked at is named).
         ValueError: unknown modality, malformed files, a fold video without labels, or a root holding
             none of the requested modalities (probably the wrong directory).
 
@@ -207,22 +263,33 @@ def build_index(
     if not root.is_dir():
         raise FileNotFoundError(f"MOSI dataset root is not a directory: {root}")
     labels_path = Path(labels_path) if labels_path is not None else root / LABELS_FILENAME
-    folds_path = Path(folds_path) if folds_path is not None else root / FOLDS_FILENAME
     if not labels_path.is_file():
         raise FileNotFoundError(f"labels file not found: {labels_path} (pass labels_path= to use another)")
-    if not folds_path.is_file():
+    if folds_path is None and (root / FOLDS_FILENAME).is_file():
+        folds_path = root / FOLDS_FILENAME
+    if folds_path is not None and not Path(folds_path).is_file():
         raise FileNotFoundError(f"folds file not found: {folds_path} (pass folds_path= to use another)")
     labels = read_opinion_labels(labels_path)
-    folds = read_folds(folds_path)
+    folds = read_folds(folds_path) if folds_path is not None else standard_folds()
+    folds_source = folds_path if folds_path is not None else "the SDK's standard folds"
     per_video = _segments_per_video(labels)
     missing = [v for fold in FOLDS for v in folds[fold] if v not in per_video]
     if missing:
-        raise ValueError(f"{folds_path}: {len(missing)} fold videos have no labels in {labels_path}: {missing[:5]}")
+        raise ValueError(
+            f"{folds_source}: {len(missing)} fold videos have no labels in {labels_path}: {missing[:5]}"
+            + ("" if folds_path is not None else " (not CMU-MOSI's labels? pass folds_path= for other videos)")
+        )
 
-    texts = _find_texts(root, words_path, labels_path) if "text" in wanted else None
-    images = _find_images(root) if "image" in wanted else None
+    dirs = _modality_dirs(root)
+    if words_path is None and dirs["transcripts"] is None and (root / WORDS_FILENAME).is_file():
+        words_path = root / WORDS_FILENAME
+    texts = _find_texts(dirs["transcripts"], words_path, labels_path) if "text" in wanted else None
+    images = _find_images(dirs["frames"], dirs["clips"]) if "image" in wanted else None
     if texts is None and images is None and wanted:
-        looked = {"text": [root / TRANSCRIPT_DIR, words_path], "image": [root / FRAMES_DIR, root / VIDEO_DIR]}
+        looked = {
+            "text": [root / TRANSCRIPT_DIR, root / RAW_DIR / TRANSCRIPT_DIR, root / WORDS_FILENAME],
+            "image": [root / FRAMES_DIR, root / VIDEO_DIR, root / RAW_DIR / FRAMES_DIR, root / RAW_DIR / VIDEO_DIR],
+        }
         raise ValueError(
             f"{root} holds none of the requested modalities {sorted(wanted)}; looked for "
             + ", ".join(str(p) for m in sorted(wanted) for p in looked[m] if p is not None)
@@ -265,8 +332,16 @@ def _segments_per_video(labels: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def _modality_dirs(root: Path) -> dict[str, Path | None]:
+    """Each modality folder in ``root``, else in ``root/Raw`` (the official zip's layout), else None."""
+    found: dict[str, Path | None] = {}
+    for key, rel in (("transcripts", TRANSCRIPT_DIR), ("frames", FRAMES_DIR), ("clips", VIDEO_DIR)):
+        found[key] = next((d for d in (root / rel, root / RAW_DIR / rel) if d.is_dir()), None)
+    return found
+
+
 def _find_texts(
-    root: Path, words_path: str | os.PathLike[str] | None, labels_path: Path
+    transcript_dir: Path | None, words_path: str | os.PathLike[str] | None, labels_path: Path
 ) -> Callable[[str], dict[int, str]] | None:
     """Return ``video -> {k: text}`` lookup, or None when the root has no text source."""
     if words_path is not None:
@@ -276,8 +351,7 @@ def _find_texts(
             video, _, k = sid.rpartition("_")
             by_video.setdefault(video, {})[int(k)] = text
         return lambda video: by_video.get(video, {})
-    transcript_dir = root / TRANSCRIPT_DIR
-    if not transcript_dir.is_dir():
+    if transcript_dir is None:
         return None
 
     def lookup(video: str) -> dict[int, str]:
@@ -287,17 +361,16 @@ def _find_texts(
     return lookup
 
 
-def _find_images(root: Path) -> dict[str, ImageSource] | None:
+def _find_images(frames_dir: Path | None, video_dir: Path | None) -> dict[str, ImageSource] | None:
     """Map segment id -> image source for every segment with frames or a clip; None if neither folder exists."""
-    frames_dir, video_dir = root / FRAMES_DIR, root / VIDEO_DIR
-    if not frames_dir.is_dir() and not video_dir.is_dir():
+    if frames_dir is None and video_dir is None:
         return None
     sources: dict[str, ImageSource] = {}
-    if video_dir.is_dir():
+    if video_dir is not None:
         for entry in os.scandir(video_dir):
             if entry.is_file() and entry.name.endswith(".mp4"):
                 sources[entry.name[: -len(".mp4")]] = ImageSource("video", (Path(entry.path),))
-    if frames_dir.is_dir():
+    if frames_dir is not None:
         for entry in os.scandir(frames_dir):
             if not entry.is_dir():
                 continue
