@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fusionrt.bundle import ImageSpec
-from fusionrt.preprocessing import TextTokenizer, load_image, preprocess_images
+from fusionrt.preprocessing import TextTokenizer, _preprocess_with_pil, load_image, preprocess_images
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -25,8 +25,14 @@ def test_images_match_torchvision_transforms(rng):
     got, present = preprocess_images(images, spec)
     assert got.dtype == np.float32 and got.flags.c_contiguous
     assert got.shape == (3, 3, 24, 40)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    # The fused op resizes in float, PIL rounds to 8 bits after each pass: one level apart at most (plus
+    # float32's share); tests/test_image_preprocess.py checks it against torchvision's float resize.
+    one_level = (1 + 1e-2) / 255 / np.asarray(spec.std)[:, None, None]
+    assert (np.abs(got - expected) <= one_level).all()
     assert present.tolist() == [True, True, True]
+    # Interpolations other than bilinear take PIL's path, which is the transform's to the rounding.
+    pil_path, _ = _preprocess_with_pil(images, spec)
+    np.testing.assert_allclose(pil_path, expected, rtol=0, atol=1e-5)
 
 
 def test_normalisation_matches_numpy_when_no_resize_is_needed(rng):

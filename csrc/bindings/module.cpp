@@ -101,6 +101,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_available", &cuda_available, "Whether a CUDA driver and device are usable now.");
   fusionrt::bindings::bind_concat_layernorm(m);
   fusionrt::bindings::bind_attention(m);
+  fusionrt::bindings::bind_image_preprocess(m);
   fusionrt::bindings::bind_numeric_testing(m);
   fusionrt::bindings::bind_op_contracts(m);
   fusionrt::bindings::bind_plugin_fields(m);

@@ -7,6 +7,7 @@ namespace fusionrt::bindings {
 
 void bind_concat_layernorm(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
+void bind_image_preprocess(pybind11::module_& m);
 void bind_numeric_testing(pybind11::module_& m);
 void bind_op_contracts(pybind11::module_& m);
 void bind_plugin_fields(pybind11::module_& m);

@@ -2,8 +2,13 @@
 
 Text: the bundle's Hugging Face ``tokenizers`` file, truncated and padded to ``text.max_length``.
 Images: decoded to 8-bit RGB by :func:`fusionrt.image_decode.load_image` (EXIF orientation, 16-bit,
-alpha and palette handled as training saw them), resized to ``image.size`` (height, width) with PIL, scaled to [0, 1], normalised with
-``image.mean`` / ``image.std``, laid out as the manifest's ``layout`` in float32.
+alpha and palette handled as training saw them; an HWC uint8 RGB array is taken as it is), then resized
+to ``image.size`` (height, width), scaled to [0, 1], normalised with ``image.mean`` / ``image.std`` and
+written into its slot of the float32 batch in the manifest's ``layout``. For ``bilinear`` (what bundles
+record) those steps are one fused op, ``fusionrt._C.preprocess_image`` (CPU and CUDA kernels in
+``csrc/kernels/*/image_preprocess.*``): antialiased as PIL and torchvision's ``resize(antialias=True)``
+are, computed in float without PIL's intermediate 8-bit rounding, so within 1/255 of them. Other
+interpolations resize with PIL.
 
 A missing sample (``None``) becomes zeros (text: zero ids, mask of ones) and a False entry in the returned presence vector, which
 the session passes as the ``presence`` input, so the model uses its learned placeholder instead.
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import _C
 from ._optional import require
 from .bundle import ImageSpec
 from .image_decode import ImageLike, load_image
@@ -74,13 +80,44 @@ def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tu
         >>> array.shape, present.tolist()
         ((1, 3, 32, 32), [True])
     """
-    pil = require("PIL.Image")
+    _check_spec(spec)
+    if spec.interpolation != "bilinear":
+        return _preprocess_with_pil(images, spec)
+    height, width = spec.size
+    present = np.array([image is not None for image in images], dtype=bool)
+    shape = (len(images), 3, height, width) if spec.layout == "NCHW" else (len(images), height, width, 3)
+    # Absent samples stay zero (not -mean/std), as "missing" means.
+    batch = np.zeros(shape, dtype=np.float32)
+    for i, image in enumerate(images):
+        if image is not None:
+            _C.preprocess_image(rgb_array(image), batch[i], spec.mean, spec.std, spec.layout, spec.channel_order)
+    return batch, present
+
+
+def rgb_array(image: ImageLike) -> np.ndarray:
+    """``image`` as an upright HWC uint8 RGB array: an RGB uint8 array as it is (no copy), anything else
+    through :func:`~fusionrt.image_decode.load_image`."""
+    if (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+            and image.shape[0] > 0 and image.shape[1] > 0):
+        # The kernel reads any positive strides; a flipped view is copied once.
+        return image if all(s >= 0 for s in image.strides) else np.ascontiguousarray(image)
+    return np.asarray(load_image(image))
+
+
+def _check_spec(spec: ImageSpec) -> None:
     if spec.interpolation not in _RESAMPLING:
         raise ValueError(f"image interpolation {spec.interpolation!r} is not one of {sorted(_RESAMPLING)}")
     if spec.channel_order not in ("RGB", "BGR") or spec.layout not in ("NCHW", "NHWC"):
         raise ValueError(
             f"image channel_order {spec.channel_order!r} / layout {spec.layout!r}, expected RGB|BGR and NCHW|NHWC"
         )
+
+
+def _preprocess_with_pil(images: Sequence[ImageLike | None], spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`preprocess_images` by PIL's resize and numpy: the path for interpolations other than
+    bilinear, and the baseline the fused op is benchmarked against."""
+    _check_spec(spec)
+    pil = require("PIL.Image")
     resample = getattr(pil.Resampling, _RESAMPLING[spec.interpolation])
     height, width = spec.size
     present = np.array([image is not None for image in images], dtype=bool)
