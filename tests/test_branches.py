@@ -118,3 +118,64 @@ def test_modes_are_timed_in_settled_bursts_visited_in_turn(repeats):
 def test_choose_execution_keeps_sequential_unless_clearly_faster(bundle):
     # With margin 1 a mode would have to take less than no time to replace sequential.
     assert choose_execution(bundle, repeats=1, margin=1.0, record=False)["mode"] == "sequential"
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4, 7, 16])
+def test_branch_threads_split_the_cores_by_cost(threads, rng):
+    from fusionrt.backends.onnxruntime.branched import branch_threads
+
+    assert branch_threads(threads) == ((1, 1) if threads == 1 else (threads // 2, threads - threads // 2))
+    previous = 0
+    for ratio in sorted(rng.uniform(0.01, 100, 20)):  # text cost / image cost, rising
+        text, image = branch_threads(threads, (float(ratio), 1.0))
+        assert text >= 1 and image >= 1
+        assert text + image == max(threads, 2)  # all cores, never more (one each on one core)
+        assert text >= previous  # a dearer text branch never gets fewer cores
+        previous = text
+        if threads >= 2:  # as close to proportional as whole cores allow
+            assert abs(text - threads * ratio / (ratio + 1)) <= 0.5 or text in (1, threads - 1)
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        branch_threads(0)
+    with pytest.raises(ValueError, match="branch costs must be > 0"):
+        branch_threads(4, (0.0, 1.0))
+
+
+@pytest.mark.parametrize(("threads", "costs", "split"), [(1, None, (1, 1)), (2, (50.0, 1.0), (1, 1)),
+                                                         (4, None, (2, 2)), (8, (30.0, 10.0), (6, 2))])
+def test_branch_sessions_get_their_share_of_the_cores_and_do_not_spin(bundle, threads, costs, split):
+    """What ONNX Runtime is given: the branches' intra-op threads sum to the cores, no pool spins (so a
+    finished branch yields its cores to the other), the head runs on the calling thread."""
+    from fusionrt.backends.onnxruntime.branched import BranchedOnnxRuntimeBackend
+
+    session = fusionrt.load(bundle, backend="onnxruntime")
+    model = bundle / session.manifest.variants["fp32"].onnxruntime_file
+    backend = BranchedOnnxRuntimeBackend(model, session.manifest, "cpu", threads, costs)
+    for part, expected in ((backend._text, split[0]), (backend._image, split[1]), (backend._head, 1)):
+        options = part.session.get_session_options()
+        assert options.intra_op_num_threads == expected
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+
+
+@pytest.mark.parametrize(("branches_ms", "expected"), [(12.0, "sequential"), (9.9, "sequential"), (8.0, "branches")])
+def test_choose_execution_picks_sequential_unless_branches_are_faster(bundle, monkeypatch, branches_ms, expected):
+    """The decision on given timings (sequential 10 ms, branches' text 6 ms and image 2 ms alone): branches
+    only when more than the margin faster; its core split by those costs is recorded and deployed."""
+    from fusionrt.backends.onnxruntime import execution
+    from fusionrt.backends.onnxruntime.branched import branch_threads
+    from fusionrt.backends.options import RunOptions
+
+    timings = {"sequential": 10.0, "parallel": 11.0, "branches": branches_ms, "text_branch": 6.0, "image_branch": 2.0}
+    monkeypatch.setattr(execution, "_interleaved", lambda runs, repeats: {n: [timings[n]] * repeats for n in runs})
+    options = RunOptions(threads=4)
+    try:
+        result = choose_execution(bundle, repeats=3, options=options)
+        assert result["mode"] == expected
+        assert result["branch_threads"] == dict(zip(("text", "image"), branch_threads(4, (6.0, 2.0)))) == {
+            "text": 3, "image": 1}
+        loaded = fusionrt.load(bundle, backend="onnxruntime", threads=4)
+        assert loaded._backend.execution == expected
+        if expected == "branches":
+            assert loaded._backend._text.threads == 3 and loaded._backend._image.threads == 1
+    finally:
+        (bundle / CALIBRATION_FILE).unlink(missing_ok=True)  # the other tests' "auto" stays sequential

@@ -39,24 +39,32 @@ class OnnxRuntimeType(BackendType):
         return None
 
     def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
-        # Every execution mode, the branch splitting included, reads the one graph of the precision.
-        return (manifest.variants[options.precision].onnxruntime_file,)
+        # Every execution mode, the branch splitting included, reads the one graph of the precision
+        # (and its weights file, in a lean bundle).
+        variant = manifest.variants[options.precision]
+        return (variant.onnxruntime_file,) + ((variant.weights,) if variant.weights else ())
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         """Opens the variant's ONNX file in ``options.execution``; "auto" is the mode calibrated for this
         bundle and host (:func:`.execution.recorded_mode`), else sequential."""
         from .backend import OnnxRuntimeBackend
         from .branches import check_splittable
-        from .execution import recorded_mode
+        from .execution import recorded_branch_costs, recorded_mode
 
         if options.execution == "branches":
             check_splittable(manifest.strategy)
-        model = root / manifest.variants[options.precision].onnxruntime_file
+        from ...weights import check_graph_data
+
+        variant = manifest.variants[options.precision]
+        check_graph_data(root, variant.onnxruntime_file, variant.weights)  # before ORT follows its external data
+        model = root / variant.onnxruntime_file
         execution = options.execution
         if execution == "auto":
             execution = recorded_mode(root, options) or "sequential"
         if execution == "branches":
             from .branched import BranchedOnnxRuntimeBackend
 
-            return BranchedOnnxRuntimeBackend(model, manifest, self.device(options), options.threads)
+            # A calibration's branch latencies split the cores; without one they are split evenly.
+            costs = recorded_branch_costs(root, options)
+            return BranchedOnnxRuntimeBackend(model, manifest, self.device(options), options.threads, costs)
         return OnnxRuntimeBackend(model, manifest, self.device(options), options.threads, execution)

@@ -60,10 +60,14 @@ def provider_for(device: str) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"device {device!r} is not supported by onnxruntime, expected 'cpu', 'cuda' or 'cuda:N'")
 
 
-def session_options(intra_threads: int, parallel: bool = False) -> ort.SessionOptions:
+def session_options(intra_threads: int, parallel: bool = False, spinning: bool = True) -> ort.SessionOptions:
     """Session options tuned for latency: all graph optimisations, ``intra_threads`` intra-op threads, and
-    sequential execution or (``parallel``) ORT_PARALLEL with 2 inter-op threads, one per fusion branch."""
+    sequential execution or (``parallel``) ORT_PARALLEL with 2 inter-op threads, one per fusion branch.
+    ``spinning`` False makes idle intra-op threads sleep at once instead of spinning for the next op:
+    for sessions that share the cores with another running session (concurrent branches)."""
     options = ort.SessionOptions()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = intra_threads

@@ -3,9 +3,13 @@
 The graph is split (:func:`~fusionrt.backends.onnxruntime.branches.split_graph`) into a text branch,
 an image branch and the head, each its own ``InferenceSession``. A call runs the image branch on a
 persistent worker thread while the calling thread runs the text branch (one thread hand-off per call,
-not two), then the head. Each branch session gets half the cores, so the two together use them all;
-the head is a few small ops and gets them all. Safe to call from several threads: the pool has 2 workers, so two callers can
-both have their image branch running, and ``InferenceSession.run`` is thread-safe.
+not two), then the head. The cores are split between the two branch sessions, never shared
+(:func:`branch_threads`): in proportion to each branch's cost when it is known (``choose_execution``
+measures it), else evenly; the intra-op pools do not spin, so a branch that finishes first hands its
+cores back at once instead of spinning on them while the other branch runs. The head is a few small
+ops on the calling thread (no pool that could spin into the next call's branches). Safe to call from
+several threads: the pool has 2 workers, so two callers can both have their image branch running, and
+``InferenceSession.run`` is thread-safe.
 
 Example:
     >>> backend = BranchedOnnxRuntimeBackend(Path("bundle/model.onnx"), manifest, "cpu", threads=None)  # doctest: +SKIP
@@ -27,11 +31,36 @@ from .backend import OnnxRuntimeBackend, ort, physical_cores, provider_for, sess
 from .branches import split_graph
 
 
+def branch_threads(threads: int, costs: tuple[float, float] | None = None) -> tuple[int, int]:
+    """Intra-op threads of the (text, image) branch sessions on ``threads`` cores: together never more
+    than ``threads`` (one each on a single core, which they then take turns on), each at least one, split
+    in proportion to ``costs`` (the branches' latencies alone) or evenly, the odd core to the image branch.
+
+    Example:
+        >>> branch_threads(8), branch_threads(8, costs=(30.0, 10.0)), branch_threads(2, costs=(30.0, 1.0))
+        ((4, 4), (6, 2), (1, 1))
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if threads == 1:
+        return 1, 1
+    if costs is None:
+        text = threads // 2
+    else:
+        text_cost, image_cost = costs
+        if not (text_cost > 0 and image_cost > 0):
+            raise ValueError(f"branch costs must be > 0, got {costs}")
+        text = round(threads * text_cost / (text_cost + image_cost))
+    text = min(max(text, 1), threads - 1)
+    return text, threads - text
+
+
 class _Part:
     """One part of the split graph as an ``InferenceSession``, with its input and output names resolved."""
 
     def __init__(self, graph: Any, threads: int, device: str) -> None:
-        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads),
+        self.threads = threads
+        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads, spinning=False),
                                             providers=[provider_for(device)])
         self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -50,15 +79,19 @@ class BranchedOnnxRuntimeBackend:
     dtype = staticmethod(OnnxRuntimeBackend.dtype)
     adopt = OnnxRuntimeBackend.adopt
 
-    def __init__(self, model: Path, manifest: Manifest, device: str, threads: int | None) -> None:
+    def __init__(
+        self, model: Path, manifest: Manifest, device: str, threads: int | None,
+        costs: tuple[float, float] | None = None,
+    ) -> None:
+        """``costs``: the (text, image) branches' latencies alone, any unit, to split the cores by."""
         onnx = require("onnx")
         graphs = split_graph(onnx.load(str(model)), manifest.strategy)
         self.device = device
         self.threads = threads or physical_cores()
-        per_branch = max(1, self.threads // 2)
-        self._text = _Part(graphs.text, per_branch, device)
-        self._image = _Part(graphs.image, per_branch, device)
-        self._head = _Part(graphs.head, self.threads, device)
+        text_threads, image_threads = branch_threads(self.threads, costs)
+        self._text = _Part(graphs.text, text_threads, device)
+        self._image = _Part(graphs.image, image_threads, device)
+        self._head = _Part(graphs.head, 1, device)
         self.output_names = tuple(self._head.outputs)
         if set(self.output_names) != set(manifest.outputs):
             raise BundleError(f"{model.name} has outputs {list(self.output_names)}, expected {list(manifest.outputs)}")

@@ -68,6 +68,7 @@ class ExecutionRecord:
     min_ms: dict[str, float] = field(default_factory=dict)
     slower_branch_ms: float | None = None
     branch_ms: dict[str, float] | None = None
+    branch_threads: dict[str, int] | None = None
     ratio_to_slower_branch: float | None = None
     speedup_vs_sequential: float | None = None
     batch: int = 1
@@ -123,6 +124,15 @@ def recorded_mode(root: str | os.PathLike[str], options: RunOptions) -> str | No
     return None if record is None else record.mode
 
 
+def recorded_branch_costs(root: str | os.PathLike[str], options: RunOptions) -> tuple[float, float] | None:
+    """The (text, image) branch latencies alone that :func:`choose_execution` recorded for ``options``'
+    key (what ``branches`` splits the cores by), or None without such a calibration."""
+    record = read_records(root).get(calibration_key(options))
+    if record is None or not record.branch_ms or not all(record.branch_ms.get(m, 0) > 0 for m in (TEXT, IMAGE)):
+        return None
+    return record.branch_ms[TEXT], record.branch_ms[IMAGE]
+
+
 def choose_execution(
     bundle: str | os.PathLike[str],
     repeats: int = 30,
@@ -138,20 +148,22 @@ def choose_execution(
     ignored: every mode is timed). Rounds visit every mode in turn, so load on a shared machine hits
     all alike; the slower branch alone (on all threads) is timed in the same rounds. Each visit is a
     short burst whose first calls are not timed (see :func:`_interleaved`); ``repeats`` timed calls per
-    mode in all. Latencies are medians in milliseconds. A concurrent mode replaces sequential only when
+    mode in all. The branches alone are timed first as well, and ``branches`` splits the cores between
+    them in proportion to those latencies (:func:`~.branched.branch_threads`), as it will when deployed. Latencies are medians in milliseconds. A concurrent mode replaces sequential only when
     its median is more than ``margin`` (a fraction) below sequential's, so timing noise on a loaded
     machine never moves ``auto`` to a mode that is not clearly faster.
 
     Returns:
         ``{"mode": chosen mode, "latency_ms": {mode: median}, "min_ms": {mode: min},
         "slower_branch_ms": median of the slower branch alone, "branch_ms": {"text": .., "image": ..},
+        "branch_threads": {"text": .., "image": ..} (the split ``branches`` ran with),
         "ratio_to_slower_branch": latency_ms[mode] / slower_branch_ms,
         "speedup_vs_sequential": latency_ms["sequential"] / latency_ms[mode], "batch", "repeats", "key"}``.
         For strategies that are not splittable (early, hybrid, decision) only ``sequential`` is timed,
         the branch fields are None and ``"not_splittable"`` says why.
     """
     from .backend import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
-    from .branched import BranchedOnnxRuntimeBackend
+    from .branched import BranchedOnnxRuntimeBackend, branch_threads
 
     root = Path(bundle)
     manifest = read_manifest(root)
@@ -166,18 +178,25 @@ def choose_execution(
         "sequential": _bound(OnnxRuntimeBackend(model, manifest, device, threads), feeds)
     }
     not_splittable = None
+    split = None
     try:
         graphs = split_bundle(root, precision)
     except NotSplittableError as error:
         not_splittable = str(error)
     else:
-        runs["parallel"] = _bound(OnnxRuntimeBackend(model, manifest, device, threads, "parallel"), feeds)
-        runs["branches"] = _bound(BranchedOnnxRuntimeBackend(model, manifest, device, threads), feeds)
+        alone: dict[str, Callable[[], Any]] = {}
         for modality, graph in ((TEXT, graphs.text), (IMAGE, graphs.image)):
             session = ort.InferenceSession(graph.SerializeToString(), session_options(threads),
                                            providers=[provider_for(device)])
             reads = {i.name: feeds[i.name] for i in session.get_inputs()}
-            runs[_branch_run(modality)] = lambda s=session, f=reads: s.run(None, f)
+            alone[_branch_run(modality)] = lambda s=session, f=reads: s.run(None, f)
+        # What each branch costs decides how many cores it gets when both run at once.
+        first = _interleaved(alone, min(repeats, TIMED_CALLS))
+        costs = tuple(statistics.median(first[_branch_run(m)]) for m in (TEXT, IMAGE))
+        split = dict(zip((TEXT, IMAGE), branch_threads(threads, costs)))
+        runs["parallel"] = _bound(OnnxRuntimeBackend(model, manifest, device, threads, "parallel"), feeds)
+        runs["branches"] = _bound(BranchedOnnxRuntimeBackend(model, manifest, device, threads, costs), feeds)
+        runs.update(alone)
     times = _interleaved(runs, repeats)
     medians = {name: statistics.median(t) for name, t in times.items()}
     latency = {m: medians[m] for m in MODES if m in medians}
@@ -191,6 +210,7 @@ def choose_execution(
         "min_ms": {m: min(times[m]) for m in latency},
         "slower_branch_ms": slower,
         "branch_ms": branch_ms,
+        "branch_threads": split,
         "ratio_to_slower_branch": None if slower is None else latency[mode] / slower,
         "speedup_vs_sequential": latency["sequential"] / latency[mode],
         "batch": batch,
