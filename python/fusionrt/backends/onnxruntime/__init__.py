@@ -39,10 +39,8 @@ class OnnxRuntimeType(BackendType):
         return None
 
     def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
-        # Every execution mode, the branch splitting included, reads the one graph of the precision
-        # (and its weights file, in a lean bundle).
-        variant = manifest.variants[options.precision]
-        return (variant.onnxruntime_file,) + ((variant.weights,) if variant.weights else ())
+        # Every execution mode, the branch splitting included, reads the one graph of the precision.
+        return (manifest.variants[options.precision].onnxruntime_file,)
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         """Opens the variant's ONNX file in ``options.execution``; "auto" is the mode calibrated for this
@@ -53,11 +51,7 @@ class OnnxRuntimeType(BackendType):
 
         if options.execution == "branches":
             check_splittable(manifest.strategy)
-        from ...weights import check_graph_data
-
-        variant = manifest.variants[options.precision]
-        check_graph_data(root, variant.onnxruntime_file, variant.weights)  # before ORT follows its external data
-        model = root / variant.onnxruntime_file
+        model = root / manifest.variants[options.precision].onnxruntime_file
         execution = options.execution
         if execution == "auto":
             execution = recorded_mode(root, options) or "sequential"
