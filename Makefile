@@ -23,7 +23,7 @@ AARCH64_TESTS ?= tests/test_numeric.py tests/test_fuzz.py tests/test_plugin_fiel
 NATIVE_SOURCES := CMakeLists.txt pyproject.toml $(wildcard cmake/*.cmake) \
                   $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: all install demo test bench bench-save bench-compare trt-check cuda-check aarch64-check device-check clean
+.PHONY: all install serve-env demo test bench bench-save bench-compare trt-check cuda-check aarch64-check device-check clean
 
 all: install
 
@@ -48,8 +48,18 @@ install: $(VENV)/.stamp-install
 demo: install
 	$(PY) -m training.study --config training/configs/study_demo.yaml
 
-test: install trt-check cuda-check
+test: install serve-env trt-check cuda-check
 	$(PY) -m pytest tests
+
+# The Triton serve environment (tools/serve_env.sh): nvidia-pytriton's tritonserver, which pins numpy < 2
+# and so lives outside $(VENV), with the deployment packages and this checkout's fusionrt (its _C linked
+# from $(VENV), not rebuilt). tests/test_serving_server.py serves bundles from it; `fusionrt serve` finds it.
+SERVE_VENV ?= .venv-serve
+$(SERVE_VENV)/.stamp-serve: $(VENV)/.stamp-install tools/serve_env.sh
+	PYTHON=$(PYTHON) tools/serve_env.sh $(VENV) $(SERVE_VENV)
+	touch $@
+
+serve-env: $(SERVE_VENV)/.stamp-serve
 
 # Compiles csrc/tensorrt/ against every TensorRT header set, so both JetPack generations stay buildable
 # on machines without TensorRT; skips (and succeeds) when the headers are absent.

@@ -8,6 +8,8 @@ Example:
     $ fusionrt study --config training/configs/study_demo.yaml
     $ fusionrt build runs/late/bundle --precision fp16
     $ fusionrt bench runs/late/bundle --batch 1,8 --json late.json
+    $ fusionrt triton runs/late/bundle --out triton-repo --max-batch-size 32
+    $ fusionrt serve runs/late/bundle --http-port 8000
     $ fusionrt op-demo --batch 8
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from . import _C, backends, build_info, cuda_available
 from .bundle import PRECISIONS, read_manifest
+from .serving import cli as serving_cli
 from .session import load
 
 # Pooled feature widths of the study's text + image backbone pairs.
@@ -274,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(from a fusionrt checkout)", add_help=False)
     add_build_command(commands)
     add_bench_command(commands)
+    serving_cli.add_commands(commands)
     demo = commands.add_parser("op-demo", help="run the fused concat + LayerNorm op on built-in data")
     demo.add_argument("--batch", type=int, default=1)
     demo.add_argument("--repeats", type=int, default=2000)
@@ -292,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return build(args)
         if args.command == "bench":
             return bench(args, argv)
+        if args.command in ("triton", "serve"):
+            return serving_cli.run(args)
     except (ValueError, RuntimeError, ImportError, OSError) as error:  # BundleError is a ValueError
         print(f"fusionrt {args.command}: error: {error}", file=sys.stderr)
         return 1
