@@ -1,5 +1,8 @@
 """The study report: Markdown tables, the accuracy-vs-latency figure with its Pareto front, results.json.
 
+Several seeds of one experiment (records sharing a ``group``) are one row and one point: mean ± standard
+deviation, error bars in the figure. The robustness table and figure are :mod:`training.report_robustness`'s.
+
 Input is the list of per-model results :mod:`training.study` produces (one dict per model, see
 ``study.measure_model``); :func:`write_report` writes everything into a folder atomically.
 
@@ -18,6 +21,8 @@ from typing import Any
 
 from fusionrt.atomic import atomic_directory
 from fusionrt.backends.onnxruntime.execution import DEPLOY_MARGIN
+from training.report_groups import STRATEGY_ORDER, group_of, grouped, mean_std, ordered, spread
+from training.report_robustness import ROBUSTNESS_FIGURE, plot_robustness, robustness_lines
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
@@ -25,8 +30,6 @@ FIGURE_FILE = "accuracy_vs_latency.png"
 MODELS_DIR = "models"
 #: Table columns from the test metrics (training.metrics.mosi_metrics names).
 METRIC_COLUMNS = {"Acc-2": "Has0_acc_2", "F1": "Has0_F1_score", "MAE": "MAE", "Corr": "Corr"}
-#: Strategy order in tables and legend: fusion strategies, then unimodal baselines.
-STRATEGY_ORDER = ("late", "intermediate", "early", "hybrid", "text only", "image only")
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -58,42 +61,46 @@ def primary(model: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     raise ValueError(f"model {model['name']!r} has no measured latency target")
 
 
-def _ordered(models: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    rank = {s: i for i, s in enumerate(STRATEGY_ORDER)}
-    return sorted(models, key=lambda m: (rank.get(m["strategy"], len(rank)), m["name"]))
-
-
 def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
     """The report: summary table (metrics of each model's reference target, latency per target) and
     the accuracy of every variant, so int8's cost is visible."""
     targets = measured_targets(models)
-    ordered = _ordered(models)
-    header = ["model", "strategy", "params (M)", "GFLOPs", *METRIC_COLUMNS, *(f"{t} p50/p90/p99 ms" for t in targets)]
+    records = ordered(models)
+    groups = grouped(models)
+    seeded = any(len(runs) > 1 for _, runs in groups)
+    header = ["model", "strategy", *(["seeds"] if seeded else []), "params (M)", "GFLOPs", *METRIC_COLUMNS,
+              *(f"{t} p50/p90/p99 ms" for t in targets)]
     lines = [f"# Study `{study}`: accuracy vs latency", "",
              "Test-fold metrics (Acc-2 and F1 on non-negative vs negative sentiment) and batch-1 latency "
              "per backend. Metrics are measured through the deployed bundle on each model's first "
-             f"available target; the figure `{FIGURE_FILE}` plots Acc-2 against p50 latency.", "",
+             f"available target; the figure `{FIGURE_FILE}` plots Acc-2 against p50 latency."
+             + (" Models trained with several seeds show mean ± standard deviation over the seeds (error bars "
+                "in the figure); latency columns are the seeds' means." if seeded else ""), "",
              _row(header), _row(["---"] * len(header))]
-    for model in ordered:
-        _, reference = primary(model)
-        metrics = reference["metrics"]
-        cells = [model["name"], model["strategy"], f"{model['params'] / 1e6:.2f}", f"{model['flops'] / 1e9:.3f}",
-                 *(_metric(metrics[key]) for key in METRIC_COLUMNS.values())]
+    for name, runs in groups:
+        first = runs[0]
+        metrics = [primary(m)[1]["metrics"] for m in runs]
+        cells = [name, first["strategy"], *([str(len(runs))] if seeded else []), f"{first['params'] / 1e6:.2f}",
+                 f"{first['flops'] / 1e9:.3f}", *(spread([m[key] for m in metrics]) for key in METRIC_COLUMNS.values())]
         for label in targets:
-            latency = model["targets"].get(label, {}).get("latency")
-            cells.append("–" if latency is None else
-                         f"{latency['p50_ms']:.2f} / {latency['p90_ms']:.2f} / {latency['p99_ms']:.2f}")
+            latencies = [m["targets"].get(label, {}).get("latency") for m in runs]
+            if any(latency is None for latency in latencies):
+                cells.append("–")
+                continue
+            p50, p90, p99 = (mean_std([latency[k] for latency in latencies])[0] for k in ("p50_ms", "p90_ms", "p99_ms"))
+            cells.append(f"{p50:.2f} / {p90:.2f} / {p99:.2f}")
         lines.append(_row(cells))
     lines += ["", "## Accuracy per deployed variant", "",
               _row(["model", "target", "Acc-2", "MAE", "p50 ms", "Pareto"]), _row(["---"] * 6)]
     front = {(p["model"], p["target"]) for p in figure_points(models) if p["pareto"]}
-    for model in ordered:
+    for model in records:
         for label, target in model["targets"].items():
             if "latency" in target:
                 lines.append(_row([model["name"], label, _metric(target["metrics"]["Has0_acc_2"]),
                                    _metric(target["metrics"]["MAE"]), f"{target['latency']['p50_ms']:.2f}",
-                                   "yes" if (model["name"], label) in front else ""]))
-    lines += _concurrency_lines(ordered)
+                                   "yes" if (group_of(model), label) in front else ""]))
+    lines += robustness_lines(models)
+    lines += _concurrency_lines(records)
     skipped_by: dict[str, list[str]] = {}
     for m in models:
         for label, t in m["targets"].items():
@@ -140,12 +147,18 @@ def _metric(value: float | None) -> str:
 
 
 def figure_points(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One point per measured (model, target): p50 latency, Acc-2, strategy, and whether it is on the front."""
-    points = [
-        {"model": m["name"], "strategy": m["strategy"], "target": label,
-         "latency_ms": t["latency"]["p50_ms"], "accuracy": t["metrics"]["Has0_acc_2"]}
-        for m in models for label, t in m["targets"].items() if "latency" in t
-    ]
+    """One point per measured (experiment, target): p50 latency and Acc-2 (means over the experiment's
+    seeds, with their standard deviations, None for one seed), strategy, seeds, and whether it is on
+    the Pareto front (of the means)."""
+    points = []
+    for name, runs in grouped(models):
+        for label in measured_targets(runs):
+            measured = [m["targets"][label] for m in runs if "latency" in m["targets"].get(label, {})]
+            latency, latency_std = mean_std([t["latency"]["p50_ms"] for t in measured])
+            accuracy, accuracy_std = mean_std([t["metrics"]["Has0_acc_2"] for t in measured])
+            points.append({"model": name, "strategy": runs[0]["strategy"], "target": label, "seeds": len(measured),
+                           "latency_ms": latency, "latency_std": latency_std,
+                           "accuracy": accuracy, "accuracy_std": accuracy_std})
     front = set(pareto_front([(p["latency_ms"], p["accuracy"]) for p in points]))
     for i, point in enumerate(points):
         point["pareto"] = i in front
@@ -167,15 +180,18 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
     colours = {s: plt.get_cmap("tab10")(i) for i, s in enumerate(strategies)}
     markers = dict(zip(targets, "osD^vP*X"))
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
-    for model in models:
+    for name, runs in grouped(models):
         # A faint line joins one model's targets, so its variants read as a group; labelled once.
-        mine = sorted((p for p in points if p["model"] == model["name"]), key=lambda p: p["latency_ms"])
-        ax.plot([p["latency_ms"] for p in mine], [100 * p["accuracy"] for p in mine], color=colours[model["strategy"]],
+        mine = sorted((p for p in points if p["model"] == name), key=lambda p: p["latency_ms"])
+        ax.plot([p["latency_ms"] for p in mine], [100 * p["accuracy"] for p in mine], color=colours[runs[0]["strategy"]],
                 alpha=0.35, linewidth=1, zorder=1)
         label_at = min(mine, key=lambda p: targets.index(p["target"]))
-        ax.annotate(model["name"].removeprefix(f"{study}_"), (label_at["latency_ms"], 100 * label_at["accuracy"]),
+        ax.annotate(name.removeprefix(f"{study}_"), (label_at["latency_ms"], 100 * label_at["accuracy"]),
                     textcoords="offset points", xytext=(6, 5), fontsize=7.5, zorder=4)
     for p in points:
+        if p["accuracy_std"] is not None:  # several seeds: one standard deviation each way
+            ax.errorbar(p["latency_ms"], 100 * p["accuracy"], yerr=100 * p["accuracy_std"], xerr=p["latency_std"],
+                        color=colours[p["strategy"]], linewidth=1, capsize=3, zorder=2, gid="seed-errorbar")
         ax.scatter(p["latency_ms"], 100 * p["accuracy"], color=colours[p["strategy"]], marker=markers[p["target"]],
                    s=70, edgecolor="black" if p["pareto"] else "none", linewidth=1.2, zorder=3)
     front = sorted((p for p in points if p["pareto"]), key=lambda p: p["latency_ms"])
@@ -191,8 +207,10 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
     ax.set_ylabel("test Acc-2 (%)")
+    seeds = max(p["seeds"] for p in points)
     ax.set_title(f"Study {study}: test accuracy vs batch-1 latency (outlined: Pareto-optimal; "
-                 f"labels at {targets[0]})", fontsize=10)
+                 f"labels at {targets[0]}" + (f"; mean ± std over up to {seeds} seeds" if seeds > 1 else "") + ")",
+                 fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -201,7 +219,7 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
 
 def write_report(path: str | os.PathLike[str], study: str, models: Sequence[Mapping[str, Any]],
                  settings: Mapping[str, Any], notes: Sequence[str] = ()) -> Path:
-    """Writes ``report.md``, ``results.json``, the figure and ``models/<name>.json`` into ``path``,
+    """Writes ``report.md``, ``results.json``, the figures and ``models/<name>.json`` into ``path``,
     replacing an older report only once the new one is complete. Returns ``path``."""
     if not models:
         raise ValueError("write_report got no model results")
@@ -210,6 +228,8 @@ def write_report(path: str | os.PathLike[str], study: str, models: Sequence[Mapp
         results = {"study": study, "settings": settings, "models": list(models), "pareto": figure_points(models)}
         (root / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         plot(study, models, root / FIGURE_FILE)
+        if any("robustness" in m for m in models):
+            plot_robustness(study, models, root / ROBUSTNESS_FIGURE)
         (root / MODELS_DIR).mkdir()
         for model in models:
             (root / MODELS_DIR / f"{model['name']}.json").write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")

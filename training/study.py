@@ -11,7 +11,12 @@
    calls (:mod:`training.latency`). For late / intermediate fusion on ONNX Runtime, first time its
    branches run one after the other, concurrently, and the slower one alone
    (:func:`fusionrt.backends.onnxruntime.execution.choose_execution`); the session then runs the
-   faster mode.
+   faster mode. On the first target that runs (the one the model deploys with), score the test fold
+   under every robustness condition (:mod:`training.robustness`: a modality absent, image noise and
+   blur, text word dropout, each at graded levels).
+
+With ``seeds`` in the study config every experiment runs once per seed; the report gives each
+experiment's mean ± std over its seeds.
 
 Every experiment's model config is checked before the first is trained (:func:`check_experiments`).
 Every stage's output is kept, so a rerun after an interruption picks up where it stopped. The report
@@ -36,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import fusionrt
@@ -46,7 +52,7 @@ from fusionrt.backends.onnxruntime.execution import choose_execution
 from fusionrt.bundle import MANIFEST_NAME, BundleError, Manifest, read_manifest
 from fusionrt.graph_io import SCORE, output_name
 from training.checkpoint import load_checkpoint, model_from_checkpoint
-from training.experiment import MODALITIES, ExperimentConfig
+from training.experiment import MODALITIES, DataSection, ExperimentConfig
 from training.export import export_bundle
 from training.export.graph_io import batch_feeds
 from training.latency import measure_latency, split_batch
@@ -55,6 +61,7 @@ from training.metrics import mosi_metrics
 from training.models.text_encoder import check_text_overrides
 from training.models.vision_encoder import check_vision_overrides
 from training.report import write_report
+from training.robustness import RobustnessSettings, applies, condition_batches, conditions
 from training.study_config import ExportSection, LatencySection, LatencyTarget, StudyConfig
 from training.train import RESULT, train
 from training.trainer import BEST, write_json
@@ -73,7 +80,8 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
         show_progress: a progress bar of models and stages; ``None`` shows it when stderr is a terminal.
     """
     started = time.perf_counter()
-    configs = study.experiment_configs()
+    groups = study.experiment_groups()
+    configs = [config for _, config in groups]
     check_experiments(configs)
     progress = _Progress(len(configs) * len(STAGES), show_progress)
     # One dataset per (root, generation parameters, cache), however many experiments read it.
@@ -82,14 +90,14 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
         progress.stage("data", "sample dataset" if data.root == "generated" else data.root)
         dataset_root(data)  # generated into the cache when missing
     models = []
-    for config in configs:
+    for group, config in groups:
         bundle = config.run_dir.parent / BUNDLE_DIR
         progress.stage(config.name, "train")
         result = train_model(config)
         progress.stage(config.name, "export", done=1)
         export_model(config, result, study.export, bundle)
         progress.stage(config.name, "measure", done=1)
-        models.append(measure_model(config, result, bundle, study.latency))
+        models.append(measure_model(config, result, bundle, study.latency, study.robustness, group))
         progress.stage(config.name, "done", done=1)
     progress.bar.close()
     settings = {"config": dataclasses.asdict(study), "host": platform.node(), "machine": platform.machine(),
@@ -98,6 +106,10 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
     notes = [f"{settings['seconds']:.0f} s for this run of the study on {settings['machine']} "
              f"({'with' if settings['cuda'] else 'no'} CUDA, {settings['torch_threads']} torch threads); "
              f"a rerun reuses the stages already done in {study.resolved_work_dir}"]
+    scored = [m["robustness"]["seconds"] for m in models if "seconds" in m.get("robustness", {})]
+    if scored:
+        notes.append(f"robustness scoring took {sum(scored):.0f} s over {len(scored)} models "
+                     f"({max(scored):.1f} s the slowest), when each was measured")
     return write_report(study.resolved_report_dir, study.name, models, settings, notes)
 
 
@@ -192,23 +204,32 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
         export(["fp32"])
 
 
-def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path,
-                  latency: LatencySection) -> dict[str, Any]:
-    """The model's study record: identity, complexity, and per latency target the test metrics through
-    the deployed session and batch-1 latency (or why the target was skipped).
+def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path, latency: LatencySection,
+                  robustness: RobustnessSettings | None = None, group: str | None = None) -> dict[str, Any]:
+    """The model's study record: identity, complexity, per latency target the test metrics through
+    the deployed session and batch-1 latency (or why the target was skipped), and on the first target
+    that runs the metrics under each robustness condition (:func:`score_robustness`).
+
+    ``group`` names the experiment the record is one seed of (default: its own name); the report
+    gives each group's mean and standard deviation over its seeds.
 
     Cached in ``measured.json`` beside the run; the cache is used while it is newer than the bundle
     and was measured with the same latency settings."""
+    robustness = RobustnessSettings(enabled=False) if robustness is None else robustness
+    group = config.name if group is None else group
     manifest = read_manifest(bundle)
     cache = config.run_dir.parent / MEASURED
     settings = dataclasses.asdict(latency)
     if cache.is_file() and cache.stat().st_mtime >= (bundle / MANIFEST_NAME).stat().st_mtime:
         cached = json.loads(cache.read_text(encoding="utf-8"))
-        if cached["latency_settings"] == settings:
-            return cached["record"]
+        same_robustness = cached.get("robustness_settings") == dataclasses.asdict(robustness)
+        if cached["latency_settings"] == settings and same_robustness:
+            return {**cached["record"], "group": group}
     modalities = result["modalities"]
     record = {
         "name": config.name,
+        "group": group,
+        "seed": config.seed,
         "model": result["model"],
         "strategy": result["strategy"] if len(modalities) == len(MODALITIES) else f"{modalities[0]} only",
         "modalities": modalities,
@@ -241,8 +262,36 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
             "backend": session.backend, "device": session.device, "precision": session.precision,
             "metrics": mosi_metrics(scores, labels), "latency": stats.to_dict(),
         }
-    write_json(cache, {"latency_settings": settings, "record": record})
+        if "robustness" not in record and robustness.enabled:  # on the first target that runs: the deployed one
+            record["robustness"] = score_robustness(config, session, target.label, robustness,
+                                                    latency.eval_batch_size)
+    write_json(cache, {"latency_settings": settings, "robustness_settings": dataclasses.asdict(robustness),
+                       "record": record})
     return record
+
+
+def score_robustness(config: ExperimentConfig, session: fusionrt.Session, label: str, settings: RobustnessSettings,
+                     batch_size: int) -> dict[str, Any]:
+    """The model's test metrics through ``session`` under every condition of :mod:`training.robustness`
+    (a condition that would leave the model no input is listed with the reason instead)."""
+    started = time.perf_counter()
+    loader, data = _test_loader(config, batch_size)
+    modalities = config.data.modalities
+    results: dict[str, Any] = {}
+    for condition in conditions(settings):
+        why = applies(condition, modalities)
+        if why is not None:
+            results[condition.label] = {"kind": condition.kind, "level": condition.level, "skipped": why}
+            continue
+        scores, labels = [], []
+        for batch in condition_batches(loader, condition, settings.seed):
+            feeds = batch_feeds(batch, data.text_max_length, data.image_size)
+            scores.append(session.run(feeds)[output_name(SCORE)])
+            labels.append(batch["label"].numpy())
+        results[condition.label] = {"kind": condition.kind, "level": condition.level,
+                                    "metrics": mosi_metrics(np.concatenate(scores), np.concatenate(labels))}
+    return {"target": label, "seed": settings.seed, "seconds": round(time.perf_counter() - started, 2),
+            "conditions": results}
 
 
 def _choose_concurrency(bundle: Path, manifest: Manifest, modalities: Sequence[str], target: LatencyTarget,
@@ -260,12 +309,18 @@ def _read_issue(path: Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
-def _test_feeds(config: ExperimentConfig, batch_size: int) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
-    """The test fold as graph feeds (in the experiment's modalities) and its labels."""
+def _test_loader(config: ExperimentConfig, batch_size: int) -> tuple[DataLoader, DataSection]:
+    """The test fold's loader (in the experiment's modalities, with its tokenizer) and its data section."""
     data = dataclasses.replace(config.data, batch_size=batch_size)
     checkpoint = load_checkpoint(config.run_dir / BEST)
     loader = fold_loader(data, "test", load_tokenizer(checkpoint["tokenizer"]), dataset_root(data), shuffle=False,
                          seed=config.seed)
+    return loader, data
+
+
+def _test_feeds(config: ExperimentConfig, batch_size: int) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
+    """The test fold as graph feeds (in the experiment's modalities) and its labels."""
+    loader, data = _test_loader(config, batch_size)
     batches = [(batch_feeds(b, data.text_max_length, data.image_size), b["label"].numpy()) for b in loader]
     return [f for f, _ in batches], np.concatenate([y for _, y in batches])
 

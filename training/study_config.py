@@ -16,11 +16,15 @@ is exported, which backend / precision pairs are timed, and where results go::
       targets: [{backend: onnxruntime, precision: fp32}, {backend: tensorrt, precision: fp16}]
       warmup: 20
       repeats: 200
+    seeds: [0, 1, 2]                            # train every experiment once per seed (default: once,
+                                                #   at its own seed); the report gives mean ± std
+    robustness: {noise: [0.1, 0.2, 0.4], blur: [1, 2, 4], word_dropout: [0.25, 0.5, 0.75], seed: 0}
     work_dir: runs/study/demo                   # trained runs and bundles (default runs/study/<name>)
     report_dir: reports/demo                    # report (default reports/<name>)
 
 Each experiment resolves to ``base + study overrides + its own overrides`` (mappings merge, anything
-else replaces), named ``name`` and run in ``<work_dir>/<name>/run``. :func:`load_experiment` gives one
+else replaces), named ``name`` and run in ``<work_dir>/<name>/run``; with ``seeds``, once per seed as
+``<name>_seed<seed>`` (its ``seed`` field set), grouped under ``name`` in the report. :func:`load_experiment` gives one
 of them, resolved the same way, to train on its own (``python -m training.train --experiment``).
 
 Example:
@@ -34,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +50,7 @@ from training.checks import require_at_least, require_one_of
 from training.experiment import ExperimentConfig, _build, read_config_file
 from training.export import ExportSettings
 from training.export.precision import CALIBRATION_SAMPLES
+from training.robustness import RobustnessSettings
 from training.tables import lookup
 
 @dataclass
@@ -147,6 +153,9 @@ class StudyConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     export: ExportSection = field(default_factory=ExportSection)
     latency: LatencySection = field(default_factory=LatencySection)
+    #: Training seeds: every experiment runs once per seed (None: once, at the seed its config says).
+    seeds: list[int] | None = None
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     work_dir: str | None = None
     report_dir: str | None = None
     base_dir: str = "."  # where relative experiment paths start (the study file's folder)
@@ -160,6 +169,11 @@ class StudyConfig:
             else _build(ExperimentEntry, e, "experiments[].")
             for e in self.experiments
         ]
+        if self.seeds is not None:
+            if not self.seeds or any(isinstance(v, bool) or not isinstance(v, int) for v in self.seeds):
+                raise ValueError(f"seeds is {self.seeds!r}, expected a non-empty list of integers (or leave it out)")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"seeds {self.seeds} has repeats; each seed trains once")
 
     @property
     def resolved_work_dir(self) -> Path:
@@ -172,8 +186,14 @@ class StudyConfig:
         return Path(self.report_dir if self.report_dir is not None else Path("reports") / self.name)
 
     def experiment_configs(self) -> list[ExperimentConfig]:
-        """Every experiment, loaded, with ``overrides`` merged in and its run directory under the work dir."""
-        configs = []
+        """Every experiment (once per seed with ``seeds``), loaded, with ``overrides`` merged in and its run
+        directory under the work dir."""
+        return [config for _, config in self.experiment_groups()]
+
+    def experiment_groups(self) -> list[tuple[str, ExperimentConfig]]:
+        """``(experiment name, config)`` for every run of the study: one per experiment, or with ``seeds``
+        one per experiment and seed (named ``<name>_seed<seed>``), grouped by the experiment's name."""
+        groups = []
         for entry in self.experiments:
             path = Path(self.base_dir) / entry.config
             base = ExperimentConfig.load(path).to_dict()
@@ -184,13 +204,17 @@ class StudyConfig:
             except (TypeError, ValueError) as err:
                 what = path if entry.name is None else f"{path} (experiment {entry.name})"
                 raise ValueError(f"study overrides do not apply to {what}: {err}") from err
-            config.output_dir = str(self.resolved_work_dir / config.name / "run")
-            configs.append(config)
+            group = config.name
+            for seed in self.seeds if self.seeds is not None else [None]:
+                run = config if seed is None else dataclasses.replace(config, name=f"{group}_seed{seed}", seed=seed)
+                run.output_dir = str(self.resolved_work_dir / run.name / "run")
+                groups.append((group, run))
+        configs = [c for _, c in groups]
         names = [c.name for c in configs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"experiments {duplicates} appear more than once; each needs its own name")
-        return configs
+        return groups
 
     def experiment_config(self, name: str) -> ExperimentConfig:
         """Experiment ``name``, resolved exactly as :meth:`experiment_configs` resolves it (same run

@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -35,6 +36,8 @@ def write_micro_study(root: Path, cache: Path) -> Path:
                         {"config": "tiny_late.yaml", "name": "tiny_text", "overrides": {"data": {"modalities": ["text"]}}}],
         "export": {"precisions": ["fp32"]},
         "latency": {"targets": TARGETS, "warmup": 2, "repeats": 5, "samples": 4, "concurrency_repeats": 3},
+        # Level 0 of each corruption must reproduce the clean score; one real level each.
+        "robustness": {"noise": [0.0, 0.3], "blur": [0.0, 2.0], "word_dropout": [0.0, 0.6], "seed": 0},
         "work_dir": str(root / "work"),
         "report_dir": str(root / "report"),
     }
@@ -160,3 +163,155 @@ def test_a_typo_in_the_last_experiment_fails_before_anything_trains(
     err = capsys.readouterr().err
     assert f"experiment 'tiny_typo': {message}" in err and "did you mean" in err
     assert started == [] and not (tmp_path / "work").exists()
+
+
+def test_robustness_is_scored_through_the_deployed_session(micro: Path) -> None:
+    out = micro.parent / "report"
+    late, text_only = json.loads((out / report.RESULTS_FILE).read_text())["models"]
+    robust = late["robustness"]
+    assert robust["target"] == "onnxruntime fp32"  # the first target that runs: the one the model deploys with
+    scores = {label: c.get("metrics") for label, c in robust["conditions"].items()}
+    assert list(scores) == ["both", "text only", "image only", "image noise 0", "image noise 0.3", "image blur 0",
+                            "image blur 2", "word dropout 0", "word dropout 0.6"]
+    clean = late["targets"]["onnxruntime fp32"]["metrics"]
+    for label in ("both", "image noise 0", "image blur 0", "word dropout 0"):
+        assert scores[label]["MAE"] == pytest.approx(clean["MAE"], abs=1e-6), label  # level 0 is the clean fold
+    for label in ("text only", "image only", "image noise 0.3", "image blur 2", "word dropout 0.6"):
+        assert scores[label]["MAE"] != pytest.approx(clean["MAE"], abs=1e-6), label
+    # The text-only baseline has no image: image conditions leave its score as it is, image only leaves it nothing.
+    text_scores = text_only["robustness"]["conditions"]
+    assert text_scores["image only"] == {"kind": "image only", "level": 0.0, "skipped": "the model has no image input"}
+    text_clean = text_only["targets"]["onnxruntime fp32"]["metrics"]["MAE"]
+    for label in ("text only", "image noise 0.3", "image blur 2"):
+        assert text_scores[label]["metrics"]["MAE"] == pytest.approx(text_clean, abs=1e-6)
+    assert text_scores["word dropout 0.6"]["metrics"]["MAE"] != pytest.approx(text_clean, abs=1e-6)
+
+
+def test_a_missing_modality_scores_as_the_torch_model_without_it(micro: Path) -> None:
+    """ONNX Runtime's absent-modality path against the trained PyTorch model given ``None`` for it."""
+    import torch
+
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
+    from training.loaders import model_inputs
+    from training.metrics import mosi_metrics
+    from training.robustness import IMAGE_ONLY, TEXT_ONLY, Condition, condition_batches
+    from training.study_config import StudyConfig
+
+    late = json.loads((micro.parent / "report" / report.RESULTS_FILE).read_text())["models"][0]
+    config = StudyConfig.load(micro).experiment_config("tiny_late")
+    model = model_from_checkpoint(load_checkpoint(config.run_dir / "best.pt")).eval()
+    loader, _ = study._test_loader(config, 8)
+    for kind in (TEXT_ONLY, IMAGE_ONLY):
+        preds, labels = [], []
+        with torch.no_grad():
+            for batch in condition_batches(loader, Condition(kind), seed=0):
+                inputs = model_inputs(batch, torch.device("cpu"))
+                assert (inputs["image"] is None) == (kind == TEXT_ONLY)  # the absent input is None to torch
+                preds.append(model(**inputs)["score"].numpy())
+                labels.append(batch["label"].numpy())
+        expected = mosi_metrics(np.concatenate(preds), np.concatenate(labels))
+        got = late["robustness"]["conditions"][kind]["metrics"]
+        assert got["MAE"] == pytest.approx(expected["MAE"], abs=1e-5) and got["Corr"] == pytest.approx(expected["Corr"], abs=1e-4)
+
+
+def test_report_has_the_robustness_table_and_plot(micro: Path) -> None:
+    from training.report_robustness import ROBUSTNESS_FIGURE, plot_robustness
+
+    out = micro.parent / "report"
+    models = json.loads((out / report.RESULTS_FILE).read_text())["models"]
+    text = (out / report.REPORT_FILE).read_text()
+    section = text.split("## Robustness", 1)[1].split("\n## ", 1)[0]
+    header = next(line for line in section.splitlines() if line.startswith("| model |"))
+    assert header == ("| model | strategy | both | text only | image only | image noise 0 | image noise 0.3 | "
+                      "image blur 0 | image blur 2 | word dropout 0 | word dropout 0.6 |")
+    late = models[0]["robustness"]["conditions"]
+    row = next(line for line in section.splitlines() if line.startswith("| tiny_late |"))
+    assert row.split(" | ")[2:4] == [f"{late['both']['metrics']['Has0_acc_2']:.4f}",
+                                     f"{late['text only']['metrics']['Has0_acc_2']:.4f}"]
+    assert "| tiny_text | text only |" in section and " | – | " in section  # image only: no input left
+    with Image.open(out / ROBUSTNESS_FIGURE) as image:
+        image.verify()
+        assert image.format == "PNG"
+    lines = plot_robustness("micro", models, micro.parent / "again.png")
+    assert list(lines) == ["tiny_late", "tiny_text"]  # one line per model
+    assert lines["tiny_late"][1] == pytest.approx(100 * late["text only"]["metrics"]["Has0_acc_2"])
+    assert np.isnan(lines["tiny_text"][2])  # a gap where the condition leaves the model no input
+
+
+def test_seeds_train_every_experiment_per_seed_and_report_mean_and_std(
+        tmp_path: Path, trainer_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``seeds`` runs each experiment once per seed (its own run directory and seed); the report groups
+    the seeds: mean ± sample std in the table, error bars (std) in Figure 1. The pipeline's stages are
+    replaced by records whose accuracy depends on the seed, so the aggregation is checked on known values."""
+    path = write_micro_study(tmp_path, trainer_cache)
+    config = yaml.safe_load(path.read_text())
+    config["seeds"] = [0, 1, 2]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    accuracy = {s: v for s, v in zip((0, 1, 2), np.random.default_rng().uniform(0.5, 0.9, 3), strict=True)}
+    latency = {s: v for s, v in zip((0, 1, 2), np.random.default_rng().uniform(1.0, 3.0, 3), strict=True)}
+    trained = []
+
+    def measure(config, result, bundle, latency_section, robustness, group):  # noqa: ANN001, ANN202
+        metrics = {"Has0_acc_2": accuracy[config.seed], "Has0_F1_score": 0.5, "MAE": 1.0, "Corr": 0.1}
+        return {"name": config.name, "group": group, "seed": config.seed, "strategy": "late", "params": 1e6,
+                "flops": 1e9, "export_issue": None, "robustness": {"target": "onnxruntime fp32", "conditions": {
+                    "both": {"kind": "both", "level": 0.0, "metrics": metrics}}},
+                "targets": {"onnxruntime fp32": {"metrics": metrics, "latency": {
+                    "p50_ms": latency[config.seed], "p90_ms": 4.0, "p99_ms": 5.0, "repeats": 5}}}}
+
+    monkeypatch.setattr(study, "dataset_root", lambda data: None)
+    monkeypatch.setattr(study, "train_model", lambda config: trained.append(
+        (config.name, config.seed, config.run_dir.name, config.run_dir.parent.name)) or {})
+    monkeypatch.setattr(study, "export_model", lambda *args: None)
+    monkeypatch.setattr(study, "measure_model", measure)
+    assert study.main(["--config", str(path)]) == 0
+    assert trained == [(f"{name}_seed{s}", s, "run", f"{name}_seed{s}") for name in ("tiny_late", "tiny_text")
+                       for s in (0, 1, 2)]
+    out = tmp_path / "report"
+    acc = np.array([accuracy[s] for s in (0, 1, 2)])
+    text = (out / report.REPORT_FILE).read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| model | strategy"))
+    assert header.startswith("| model | strategy | seeds |")
+    row = next(line for line in text.splitlines() if line.startswith("| tiny_late |"))
+    assert f"| 3 |" in row and f"| {acc.mean():.4f} ± {acc.std(ddof=1):.4f} |" in row
+    assert f"| {np.mean([latency[s] for s in (0, 1, 2)]):.2f} / 4.00 / 5.00 |" in row
+    robustness_row = text.split("## Robustness", 1)[1]
+    assert f"| tiny_late | late | {acc.mean():.4f} ± {acc.std(ddof=1):.4f} |" in robustness_row
+    results = json.loads((out / report.RESULTS_FILE).read_text())
+    assert len(results["models"]) == 6  # every seed's record is kept
+    point = next(p for p in results["pareto"] if p["model"] == "tiny_late")
+    assert point["seeds"] == 3 and point["accuracy"] == pytest.approx(acc.mean())
+    assert point["accuracy_std"] == pytest.approx(acc.std(ddof=1))
+    assert point["latency_std"] == pytest.approx(np.std([latency[s] for s in (0, 1, 2)], ddof=1))
+    with Image.open(out / report.FIGURE_FILE) as image:
+        image.verify()
+
+
+def test_one_seed_has_no_spread(tmp_path: Path) -> None:
+    metrics = {"Has0_acc_2": 0.75, "Has0_F1_score": 0.5, "MAE": 1.0, "Corr": 0.1}
+    model = {"name": "m", "strategy": "decision", "params": 1e6, "flops": 1e9, "targets": {
+        "onnxruntime fp32": {"metrics": metrics, "latency": {"p50_ms": 2.0, "p90_ms": 3.0, "p99_ms": 4.0}}}}
+    (point,) = report.figure_points([model])
+    assert point["accuracy_std"] is None and point["latency_std"] is None and point["seeds"] == 1
+    text = report.markdown("s", [model])
+    assert "| m | decision | 1.00 | 1.000 | 0.7500 |" in text and "±" not in text and "| seeds |" not in text
+    assert report.mean_std([0.7]) == (0.7, None)
+
+
+def test_study_configs_have_decision_fusion_dropout_variants_and_seeds() -> None:
+    from training.study_config import StudyConfig
+
+    configs = Path(study.__file__).parent / "configs"
+    demo = StudyConfig.load(configs / "study_demo.yaml")
+    full = StudyConfig.load(configs / "study_full.yaml")
+    assert demo.seeds is None and full.seeds == [0, 1, 2]
+    for config, prefix in ((demo, "demo_"), (full, "")):
+        runs = {group: c.fusion_config() for group, c in config.experiment_groups()}
+        assert runs[f"{prefix}decision_mobilenetv2"].strategy == "decision"
+        for strategy in ("late", "early"):
+            fusion = runs[f"{prefix}{strategy}_mobilenetv2_mdrop"]
+            assert fusion.strategy == strategy and fusion.text_dropout == fusion.image_dropout == 0.3
+        assert config.robustness.enabled and all(len(levels) == 3 for levels in
+                                                 (config.robustness.noise, config.robustness.blur,
+                                                  config.robustness.word_dropout))
+    study.check_experiments(demo.experiment_configs())  # every demo model builds (no weights loaded)
