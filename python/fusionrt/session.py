@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import backends
+from .absent import AbsentPath, absent_modality, open_absent_path
 from .backends import RunOptions
 from .bundle import BundleError, Manifest, bundle_file, read_manifest, verify_files
 from .feeds import FeedChecker
@@ -68,9 +69,12 @@ class Session:
         precision: str,
         tokenizer: TextTokenizer | None = None,
         vocab_size: int | None = None,
+        absent_path: AbsentPath | None = None,
     ) -> None:
         """``tokenizer`` None: the bundle ships none (``predict`` then takes images only); ``vocab_size``
-        None: ``input_ids`` are not range-checked (a bundle whose vocabulary cannot be known)."""
+        None: ``input_ids`` are not range-checked (a bundle whose vocabulary cannot be known);
+        ``absent_path``: runs batches with one modality absent throughout without its backbone
+        (:mod:`fusionrt.absent`; None: the whole graph runs)."""
         self.path = root
         self.manifest = manifest
         self.precision = precision
@@ -78,6 +82,7 @@ class Session:
         self._backend = backend
         self._tokenizer = tokenizer
         self._checker = FeedChecker(manifest.inputs, backend.dtype, vocab_size)
+        self._absent_path = absent_path
 
     @property
     def backend(self) -> str:
@@ -124,6 +129,9 @@ class Session:
           without calling the backend: not every backend runs an empty batch (torch's program fails).
         * **Strides**: non-contiguous and negative-stride feeds give the contiguous copy's answer;
           a backend that needs contiguous memory copies them (a cost, not an error).
+        * **Absent modality**: when ``presence`` marks one modality absent in every sample, late,
+          intermediate and decision fusion on ONNX Runtime run only the present backbone and the head
+          (:mod:`fusionrt.absent`), with the same outputs as the whole graph.
 
         Example:
             >>> out = session.run({"input_ids": ids, "attention_mask": mask, "image": image})  # doctest: +SKIP
@@ -139,6 +147,12 @@ class Session:
             for name, value in self._checker.defaults(adopted, batch).items():
                 adopted[name] = self._backend.adopt(value)
         self._checker.values(adopted)
+        if self._absent_path is not None:
+            absent = absent_modality(adopted.get(PRESENCE))
+            if absent is not None:
+                out = self._absent_path.run(adopted, absent)
+                if out is not None:
+                    return out
         return self._backend.run(adopted)
 
     def _empty_outputs(self) -> dict[str, np.ndarray]:
@@ -280,9 +294,9 @@ def load(
     verify_files(root, manifest, [*backends.files(backend, manifest, options), *tokenizer_file])
     tokenizer = _open_tokenizer(root, manifest)
     vocab_size = _vocab_size(root, manifest, tokenizer)
-    return Session(
-        root, manifest, backends.open_backend(backend, root, manifest, options), precision, tokenizer, vocab_size
-    )
+    opened = backends.open_backend(backend, root, manifest, options)
+    absent_path = open_absent_path(root, manifest, precision, opened)
+    return Session(root, manifest, opened, precision, tokenizer, vocab_size, absent_path)
 
 
 def _open_tokenizer(root: Path, manifest: Manifest) -> TextTokenizer | None:

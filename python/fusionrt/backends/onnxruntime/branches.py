@@ -30,6 +30,7 @@ from typing import Any
 from ..._optional import require
 from ...bundle import read_manifest, verify_files
 from ...graph_io import IMAGE, MODALITY_INPUTS, TEXT
+from ...weights import check_graph_data
 
 #: Graph inputs per modality; ``presence`` belongs to neither (each part that reads it gets it).
 TEXT_INPUTS = frozenset(MODALITY_INPUTS[TEXT])
@@ -37,6 +38,9 @@ IMAGE_INPUTS = frozenset(MODALITY_INPUTS[IMAGE])
 
 #: Strategies whose backbones meet only at the fusion op.
 SPLITTABLE = ("late", "intermediate")
+#: Strategies whose branches can be cut for an absent modality (:mod:`.absent`): the concurrent ones,
+#: and decision fusion, whose branch graph outputs (``score_text``, ...) then come from the branches.
+SKIPPABLE = (*SPLITTABLE, "decision")
 _WHY_NOT = {
     "early": "its backbones' token streams meet in a joint attention stack that holds most of the compute",
     "hybrid": "its late features and its early joint attention stack both join the backbones",
@@ -50,13 +54,20 @@ class NotSplittableError(ValueError):
 
 @dataclass(frozen=True)
 class BranchGraphs:
-    """The three parts of a split graph (``onnx.ModelProto`` each) and the boundary tensor names."""
+    """The three parts of a split graph (``onnx.ModelProto`` each) and the boundary tensor names.
+
+    ``text_outputs`` / ``image_outputs``: graph outputs that one branch computes alone (decision
+    fusion's per-branch predictions); the branch graph outputs them after its features. Empty for
+    late / intermediate fusion, whose every output comes from the head.
+    """
 
     text: Any
     image: Any
     head: Any
     text_features: tuple[str, ...]
     image_features: tuple[str, ...]
+    text_outputs: tuple[str, ...] = ()
+    image_outputs: tuple[str, ...] = ()
 
 
 def check_splittable(strategy: str) -> None:
@@ -69,13 +80,17 @@ def check_splittable(strategy: str) -> None:
         )
 
 
-def split_graph(model: Any, strategy: str) -> BranchGraphs:
+def split_graph(model: Any, strategy: str, *, branch_outputs: bool = False) -> BranchGraphs:
     """Splits the fp32 ``onnx.ModelProto`` of a ``strategy`` model into text branch, image branch and head.
+
+    ``branch_outputs`` True also splits decision fusion, whose graph outputs include each branch's own
+    prediction: those become outputs of their branch (:attr:`BranchGraphs.text_outputs`).
 
     Raises:
         NotSplittableError: the strategy (or the graph) has no two branches that meet only at the fusion op.
     """
-    check_splittable(strategy)
+    if not (branch_outputs and strategy in SKIPPABLE):
+        check_splittable(strategy)
     onnx = require("onnx")
     graph = model.graph
     graph_inputs = [i.name for i in graph.input]
@@ -84,6 +99,12 @@ def split_graph(model: Any, strategy: str) -> BranchGraphs:
         raise NotSplittableError(f"the graph has inputs {graph_inputs}, it lacks {sorted(missing)}")
     modalities, inputs_of = _dependencies(graph)
     text_features, image_features, joins = _boundary(graph, modalities)
+    outputs = tuple(o.name for o in graph.output)
+    text_outputs = tuple(o for o in outputs if modalities[o] == {TEXT})
+    image_outputs = tuple(o for o in outputs if modalities[o] == {IMAGE})
+    if (text_outputs or image_outputs) and not branch_outputs:
+        raise NotSplittableError(f"graph output {(text_outputs + image_outputs)[0]!r} does not depend on both modalities")
+    joint_outputs = tuple(o for o in outputs if o not in text_outputs + image_outputs)
     _check_joins_are_fusion_op(joins)
     extractor = onnx.utils.Extractor(model)
 
@@ -93,11 +114,14 @@ def split_graph(model: Any, strategy: str) -> BranchGraphs:
         return extractor.extract_model([*boundary, *(n for n in graph_inputs if n in needed)], list(outputs))
 
     neither = frozenset(graph_inputs) - TEXT_INPUTS - IMAGE_INPUTS  # presence
-    outputs = tuple(o.name for o in graph.output)
-    head = part(outputs, neither, text_features + image_features)
+    head = part(joint_outputs, neither, text_features + image_features)
+
+    def branch(features: tuple[str, ...], own: tuple[str, ...], reads: frozenset[str]) -> Any:
+        return part(tuple(dict.fromkeys(features + own)), reads | neither)
+
     return BranchGraphs(
-        part(text_features, TEXT_INPUTS | neither), part(image_features, IMAGE_INPUTS | neither), head,
-        text_features, image_features,
+        branch(text_features, text_outputs, TEXT_INPUTS), branch(image_features, image_outputs, IMAGE_INPUTS), head,
+        text_features, image_features, text_outputs, image_outputs,
     )
 
 
@@ -109,8 +133,12 @@ def split_bundle(path: str | os.PathLike[str], precision: str = "fp32") -> Branc
     check_splittable(manifest.strategy)
     if precision not in manifest.variants:
         raise ValueError(f"bundle {root} has no {precision!r} variant; it has {sorted(manifest.variants)}")
-    graph = manifest.variants[precision].onnxruntime_file
-    verify_files(root, manifest, [graph])  # the one file it reads, not the whole bundle
+    variant = manifest.variants[precision]
+    graph = variant.onnxruntime_file
+    # The one graph it reads (and its weights file), not the whole bundle; its external data checked
+    # before onnx.load follows it.
+    verify_files(root, manifest, [graph, *([variant.weights] if variant.weights else [])])
+    check_graph_data(root, graph, variant.weights)
     return split_graph(onnx.load(str(root / graph)), manifest.strategy)
 
 
@@ -153,8 +181,8 @@ def _boundary(
                 if name not in target:
                     target.append(name)
     for output in graph.output:
-        if modalities[output.name] != both:
-            raise NotSplittableError(f"graph output {output.name!r} does not depend on both modalities")
+        if not modalities[output.name]:
+            raise NotSplittableError(f"graph output {output.name!r} depends on neither modality")
     if not text or not image:
         raise NotSplittableError("the text and image inputs never meet in one node")
     return tuple(text), tuple(image), joins
