@@ -15,6 +15,7 @@ _EXTRA_OF = {
     "onnxscript": "onnx",
     "tokenizers": "onnx",
     "tensorrt": "trt",
+    "av": "video",
 }
 
 
