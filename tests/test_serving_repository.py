@@ -25,7 +25,7 @@ from fusionrt.serving.config import TRITON_DTYPES, spec_dims, tensor  # noqa: E4
 from fusionrt.serving.handlers import BundleHandler, PreprocessHandler  # noqa: E402
 from fusionrt.serving.protocol import REQUEST_INPUTS, served_outputs  # noqa: E402
 from fusionrt.serving.repository import LAYOUTS, write_repository  # noqa: E402
-from tiny_bundles import tiny_bundle  # noqa: E402
+from tiny_bundles import random_feeds, tiny_bundle  # noqa: E402
 
 WORDS = ["great", "film", "awful", "boring", "wonderful", "plot", "the", "acting", "was", "not"]
 
@@ -68,7 +68,7 @@ def graph_dims(spec) -> list[int]:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_every_config_parses_with_tritons_protobuf_and_matches_the_manifest(layout, bundle, manifest, tmp_path):
+def test_every_config_parses_with_tritons_protobuf_and_matches_the_manifest(layout, bundle, manifest, tmp_path, rng):
     engine = None
     if layout == "tensorrt":
         engine = tmp_path / "model.plan"
@@ -124,6 +124,14 @@ def test_every_config_parses_with_tritons_protobuf_and_matches_the_manifest(layo
     graph_file = tmp_path / "repo" / names[2] / "1" / ("model.onnx" if layout == "onnxruntime" else "model.plan")
     source = bundle / manifest.variants[precision].onnxruntime_file if layout == "onnxruntime" else engine
     assert graph_file.read_bytes() == source.read_bytes()
+    if layout == "onnxruntime":  # the graph model's folder alone (graph + its external data) runs as the bundle does
+        import onnxruntime as ort
+
+        graph = ort.InferenceSession(str(graph_file), providers=["CPUExecutionProvider"])
+        feeds = random_feeds(manifest, int(rng.integers(1, 5)), rng)
+        expected = fusionrt.load(bundle, backend="onnxruntime", precision=precision).run(feeds)
+        for name, value in zip([o.name for o in graph.get_outputs()], graph.run(None, feeds)):
+            np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-6)
 
 
 def test_tensor_entries_render_batch_axis_dims_and_reshape():
@@ -218,3 +226,17 @@ def test_generated_python_model_names_match_the_protocol(tmp_path, bundle):
     # What triton_model.py reads from its config: the bundle folder under the version folder.
     assert (tmp_path / "repo" / "m" / "1" / params["bundle"] / "manifest.json").is_file()
     assert json.loads((tmp_path / "repo" / "m" / "1" / params["bundle"] / "manifest.json").read_text())["model_name"]
+
+
+def test_fusionrt_triton_command_writes_the_repository(bundle, tmp_path, capsys):
+    from fusionrt import cli
+
+    assert cli.main(["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "onnxruntime",
+                     "--precision", "int8", "--name", "cli", "--instances", "3"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["models"] == ["cli", "cli_preprocess", "cli_onnx"] and printed["call"] == "cli"
+    assert parse(tmp_path / "repo" / "cli_onnx" / "config.pbtxt").instance_group[0].count == 3
+    # Errors are one line naming the problem, exit code 1; the existing repository is untouched.
+    assert cli.main(["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "tensorrt"]) == 1
+    assert "needs engine=" in capsys.readouterr().err
+    assert (tmp_path / "repo" / "cli_onnx").is_dir()

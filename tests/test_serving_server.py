@@ -162,3 +162,47 @@ def test_malformed_requests_get_errors_and_the_server_keeps_serving(protocol, se
         result = client.infer(MODEL, request_inputs(module, [text], [image]))
         assert_matches(result, [session.predict(text=text, image=image)]), what
     assert server.process.poll() is None
+
+
+def test_fusionrt_serve_prints_endpoints_serves_and_stops_on_ctrl_c(bundle, session, tmp_path, rng):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    try:
+        triton.find_install()
+    except RuntimeError as error:
+        pytest.skip(f"no Triton server to test against: {error}")
+    env = dict(os.environ, FUSIONRT_SERVE_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "fusionrt.cli", "serve", str(bundle), "--name", "cli_served", "--runtime",
+               "onnxruntime", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("}")):  # the endpoints, as one JSON object
+            line = process.stdout.readline()
+            assert line, f"fusionrt serve ended early: {process.stderr.read()}"
+            lines.append(line)
+        endpoints = json.loads("".join(lines))
+        assert endpoints["model"] == "cli_served"
+        client = httpclient.InferenceServerClient(endpoints["http"])
+        assert client.is_model_ready("cli_served")
+        text, image = random_sample(rng)
+        assert_matches(client.infer("cli_served", request_inputs(httpclient, [text], [image])),
+                       [session.predict(text=text, image=image)])
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not _answers(endpoints["http"]), "tritonserver still answers after fusionrt serve stopped"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{url}/v2/health/live", timeout=2):
+            return True
+    except OSError:
+        return False

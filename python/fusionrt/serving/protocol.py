@@ -64,7 +64,10 @@ def texts_of(values: np.ndarray | None, batch: int) -> list[str | None]:
 def images_of(encoded: np.ndarray | None, pixels: np.ndarray | None, batch: int) -> list[Any]:
     """The samples' images: decoded ``image`` files (PIL images), rows of ``image_array``, or None."""
     if encoded is not None and pixels is not None:
-        raise ValueError(f"request has both {IMAGE_INPUT!r} and {IMAGE_ARRAY_INPUT!r}, expected at most one")
+        # Tools that send every input (perf_analyzer) may send empty image bytes beside the array.
+        if any(len(v) for v in encoded.ravel()):
+            raise ValueError(f"request has both {IMAGE_INPUT!r} and {IMAGE_ARRAY_INPUT!r}, expected at most one")
+        encoded = None
     if pixels is not None:
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[0] != batch or pixels.shape[3] != 3:
             raise ValueError(f"input {IMAGE_ARRAY_INPUT!r} is {pixels.dtype} {list(pixels.shape)}, "

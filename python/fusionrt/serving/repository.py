@@ -28,6 +28,7 @@ import re
 import shutil
 from pathlib import Path
 
+from .._optional import require
 from ..atomic import atomic_directory
 from ..bundle import Manifest, bundle_file, read_manifest
 from ..session import BACKENDS
@@ -65,15 +66,23 @@ def _prediction_outputs(manifest: Manifest, dtype: str | None = None) -> list[st
     return entries
 
 
-def _copy_bundle(bundle: Path, target: Path) -> None:
-    """Copies the bundle (hard links where the filesystem allows: a bundle can be large)."""
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
+def _graph_files(root: Path, graph: str) -> dict[str, Path]:
+    """The ONNX graph as ``model.onnx`` and the external-data files it names, under their own names
+    (Triton's ONNX Runtime backend reads them beside the graph)."""
+    onnx = require("onnx")
+    model = onnx.load(str(bundle_file(root, graph, "the served graph")), load_external_data=False)
+    locations = {entry.value for initializer in model.graph.initializer
+                 for entry in initializer.external_data if entry.key == "location"}
+    files = {"model.onnx": root / graph}
+    for location in sorted(locations):
+        files[location] = bundle_file(root, location, f"external data of {graph}")  # stays inside the bundle
+    return files
 
-    shutil.copytree(bundle, target, copy_function=link_or_copy)
+
+def _copy_bundle(bundle: Path, target: Path) -> None:
+    """Copies the bundle. Not hard links: ONNX Runtime refuses external data files with several links
+    (a hard-link attack, to it)."""
+    shutil.copytree(bundle, target)
 
 
 def _write_model(repo: Path, config: ModelConfig, files: dict[str, Path] | None = None,
@@ -145,11 +154,10 @@ def write_repository(
                                  parameters=dict(handler="preprocess", bundle="bundle"))
         _write_model(repo, preprocess, {"model.py": template}, bundle=root)
         if backend == "onnxruntime":
-            graph = bundle_file(root, manifest.variants[precision].onnxruntime_file, f"manifest.variants.{precision}")
             inference = ModelConfig(f"{name}_onnx", inputs=graph_inputs, outputs=graph_outputs,
                                     platform="onnxruntime_onnx", instances=instances, **common,
                                     default_model_filename="model.onnx")
-            _write_model(repo, inference, {"model.onnx": graph})
+            _write_model(repo, inference, _graph_files(root, manifest.variants[precision].onnxruntime_file))
         else:
             inference = ModelConfig(f"{name}_trt", inputs=graph_inputs, outputs=graph_outputs,
                                     platform="tensorrt_plan", instances=instances, instance_kind="KIND_GPU",
