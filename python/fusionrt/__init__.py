@@ -21,6 +21,7 @@ module                          what it holds
 ``ops`` / ``onnx_ops``          the fused ops as torch custom ops, and their ONNX lowerings
 ``atomic``                      the one way files and directories are written (temp, fsync, rename)
 ``typed_json``                  untrusted JSON into dataclasses, every field type-checked
+``serving``                     Triton Inference Server: model repositories from bundles, starting the server
 ``cli``                         the ``fusionrt`` command
 ==============================  ========================================================================
 
