@@ -149,7 +149,9 @@ def test_branch_sessions_get_their_share_of_the_cores_and_do_not_spin(bundle, th
 
     session = fusionrt.load(bundle, backend="onnxruntime")
     model = bundle / session.manifest.variants["fp32"].onnxruntime_file
-    backend = BranchedOnnxRuntimeBackend(model, session.manifest, "cpu", threads, costs)
+    from fusionrt.backends.onnxruntime.branched import branch_threads
+
+    backend = BranchedOnnxRuntimeBackend(model, session.manifest, "cpu", threads, branch_threads(threads, costs))
     for part, expected in ((backend._text, split[0]), (backend._image, split[1]), (backend._head, 1)):
         options = part.session.get_session_options()
         assert options.intra_op_num_threads == expected
@@ -179,3 +181,24 @@ def test_choose_execution_picks_sequential_unless_branches_are_faster(bundle, mo
             assert loaded._backend._text.threads == 3 and loaded._backend._image.threads == 1
     finally:
         (bundle / CALIBRATION_FILE).unlink(missing_ok=True)  # the other tests' "auto" stays sequential
+
+
+def test_a_recorded_split_without_a_thread_per_branch_is_a_bundle_error(bundle, monkeypatch):
+    import json
+
+    from fusionrt.backends.onnxruntime import execution
+    from fusionrt.backends.options import RunOptions
+    from fusionrt.bundle import BundleError
+
+    timings = {"sequential": 10.0, "parallel": 11.0, "branches": 5.0, "text_branch": 4.0, "image_branch": 4.0}
+    monkeypatch.setattr(execution, "_interleaved", lambda runs, repeats: {n: [timings[n]] * repeats for n in runs})
+    try:
+        choose_execution(bundle, repeats=1, options=RunOptions(threads=4))
+        records = json.loads((bundle / CALIBRATION_FILE).read_text())
+        for record in records.values():
+            record["branch_threads"] = {"text": 0, "image": 4}
+        (bundle / CALIBRATION_FILE).write_text(json.dumps(records))
+        with pytest.raises(BundleError, match=r"branch_threads is \{'text': 0, 'image': 4\}, expected text and image >= 1"):
+            fusionrt.load(bundle, backend="onnxruntime", threads=4)
+    finally:
+        (bundle / CALIBRATION_FILE).unlink(missing_ok=True)

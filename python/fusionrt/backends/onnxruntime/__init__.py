@@ -47,7 +47,7 @@ class OnnxRuntimeType(BackendType):
         bundle and host (:func:`.execution.recorded_mode`), else sequential."""
         from .backend import OnnxRuntimeBackend
         from .branches import check_splittable
-        from .execution import recorded_branch_costs, recorded_mode
+        from .execution import recorded_branch_threads, recorded_mode
 
         if options.execution == "branches":
             check_splittable(manifest.strategy)
@@ -58,7 +58,7 @@ class OnnxRuntimeType(BackendType):
         if execution == "branches":
             from .branched import BranchedOnnxRuntimeBackend
 
-            # A calibration's branch latencies split the cores; without one they are split evenly.
-            costs = recorded_branch_costs(root, options)
-            return BranchedOnnxRuntimeBackend(model, manifest, self.device(options), options.threads, costs)
+            # The calibration's split of the cores by the branches' costs; without one an even split.
+            split = recorded_branch_threads(root, options)
+            return BranchedOnnxRuntimeBackend(model, manifest, self.device(options), options.threads, split)
         return OnnxRuntimeBackend(model, manifest, self.device(options), options.threads, execution)

@@ -5,11 +5,11 @@ an image branch and the head, each its own ``InferenceSession``. A call runs the
 persistent worker thread while the calling thread runs the text branch (one thread hand-off per call,
 not two), then the head. The cores are split between the two branch sessions, never shared
 (:func:`branch_threads`): in proportion to each branch's cost when it is known (``choose_execution``
-measures it), else evenly; the intra-op pools do not spin, so a branch that finishes first hands its
-cores back at once instead of spinning on them while the other branch runs. The head is a few small
-ops on the calling thread (no pool that could spin into the next call's branches). Safe to call from
-several threads: the pool has 2 workers, so two callers can both have their image branch running, and
-``InferenceSession.run`` is thread-safe.
+measures it and records the split), else evenly. The intra-op pools do not spin, so a branch that
+finishes first hands its cores back at once instead of spinning on them while the other branch runs.
+The head is a few small ops on the calling thread (no pool that could spin into the next call's
+branches). Safe to call from several threads: the pool has 2 workers, so two callers can both have
+their image branch running, and ``InferenceSession.run`` is thread-safe.
 
 Example:
     >>> backend = BranchedOnnxRuntimeBackend(Path("bundle/model.onnx"), manifest, "cpu", threads=None)  # doctest: +SKIP
@@ -81,14 +81,15 @@ class BranchedOnnxRuntimeBackend:
 
     def __init__(
         self, model: Path, manifest: Manifest, device: str, threads: int | None,
-        costs: tuple[float, float] | None = None,
+        split: tuple[int, int] | None = None,
     ) -> None:
-        """``costs``: the (text, image) branches' latencies alone, any unit, to split the cores by."""
+        """``split``: the (text, image) branch sessions' intra-op threads, as :func:`branch_threads`
+        makes them from the branches' costs (``choose_execution`` records it); None splits evenly."""
         onnx = require("onnx")
         graphs = split_graph(onnx.load(str(model)), manifest.strategy)
         self.device = device
         self.threads = threads or physical_cores()
-        text_threads, image_threads = branch_threads(self.threads, costs)
+        text_threads, image_threads = split or branch_threads(self.threads)
         self._text = _Part(graphs.text, text_threads, device)
         self._image = _Part(graphs.image, image_threads, device)
         self._head = _Part(graphs.head, 1, device)

@@ -124,13 +124,18 @@ def recorded_mode(root: str | os.PathLike[str], options: RunOptions) -> str | No
     return None if record is None else record.mode
 
 
-def recorded_branch_costs(root: str | os.PathLike[str], options: RunOptions) -> tuple[float, float] | None:
-    """The (text, image) branch latencies alone that :func:`choose_execution` recorded for ``options``'
-    key (what ``branches`` splits the cores by), or None without such a calibration."""
+def recorded_branch_threads(root: str | os.PathLike[str], options: RunOptions) -> tuple[int, int] | None:
+    """The (text, image) intra-op threads :func:`choose_execution` timed ``branches`` with for ``options``'
+    key, or None without such a calibration. Raises :class:`~fusionrt.bundle.BundleError` for a
+    malformed calibration file or a split that is not at least one thread per branch."""
     record = read_records(root).get(calibration_key(options))
-    if record is None or not record.branch_ms or not all(record.branch_ms.get(m, 0) > 0 for m in (TEXT, IMAGE)):
+    if record is None or record.branch_threads is None:
         return None
-    return record.branch_ms[TEXT], record.branch_ms[IMAGE]
+    split = tuple(record.branch_threads.get(m, 0) for m in (TEXT, IMAGE))
+    if not all(isinstance(n, int) and n >= 1 for n in split):
+        raise BundleError(f"{Path(root) / CALIBRATION_FILE}: [{record.key!r}].branch_threads is "
+                          f"{record.branch_threads}, expected text and image >= 1{_REPAIR}")
+    return split  # type: ignore[return-value]
 
 
 def choose_execution(
@@ -149,7 +154,9 @@ def choose_execution(
     all alike; the slower branch alone (on all threads) is timed in the same rounds. Each visit is a
     short burst whose first calls are not timed (see :func:`_interleaved`); ``repeats`` timed calls per
     mode in all. The branches alone are timed first as well, and ``branches`` splits the cores between
-    them in proportion to those latencies (:func:`~.branched.branch_threads`), as it will when deployed. Latencies are medians in milliseconds. A concurrent mode replaces sequential only when
+    them in proportion to those latencies (:func:`~.branched.branch_threads`); the split is recorded
+    and deployed with the mode. Latencies are medians in milliseconds. A concurrent mode replaces
+    sequential only when
     its median is more than ``margin`` (a fraction) below sequential's, so timing noise on a loaded
     machine never moves ``auto`` to a mode that is not clearly faster.
 
@@ -193,9 +200,11 @@ def choose_execution(
         # What each branch costs decides how many cores it gets when both run at once.
         first = _interleaved(alone, min(repeats, TIMED_CALLS))
         costs = tuple(statistics.median(first[_branch_run(m)]) for m in (TEXT, IMAGE))
-        split = dict(zip((TEXT, IMAGE), branch_threads(threads, costs)))
+        text_threads, image_threads = branch_threads(threads, costs)
+        split = {TEXT: text_threads, IMAGE: image_threads}
         runs["parallel"] = _bound(OnnxRuntimeBackend(model, manifest, device, threads, "parallel"), feeds)
-        runs["branches"] = _bound(BranchedOnnxRuntimeBackend(model, manifest, device, threads, costs), feeds)
+        runs["branches"] = _bound(
+            BranchedOnnxRuntimeBackend(model, manifest, device, threads, (text_threads, image_threads)), feeds)
         runs.update(alone)
     times = _interleaved(runs, repeats)
     medians = {name: statistics.median(t) for name, t in times.items()}
