@@ -96,7 +96,12 @@ def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tu
 
 def rgb_array(image: ImageLike) -> np.ndarray:
     """``image`` as an upright HWC uint8 RGB array: an RGB uint8 array as it is (no copy), anything else
-    through :func:`~fusionrt.image_decode.load_image`."""
+    through :func:`~fusionrt.image_decode.load_image`.
+
+    Example:
+        >>> rgb_array(np.zeros((4, 6), np.uint16)).shape  # 16-bit grayscale, decoded as training saw it
+        (4, 6, 3)
+    """
     if (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
             and image.shape[0] > 0 and image.shape[1] > 0):
         # The kernel reads any positive strides; a flipped view is copied once.
