@@ -74,9 +74,19 @@ class TextSpec:
 
 
 @dataclass
+class FrameSamplingSpec:
+    """How training turned a video clip into one image (:class:`fusionrt.video.FrameSampling`, at
+    ``image.size``): ``"middle"`` frame, or ``num_frames`` frames ``"uniform"`` ly spread and averaged."""
+
+    mode: str = "middle"
+    num_frames: int = 1
+
+
+@dataclass
 class ImageSpec:
     """How a raw image becomes the ``image`` input: RGB, resized to ``size``, scaled to [0, 1],
-    normalised with ``mean`` / ``std``, laid out as NCHW."""
+    normalised with ``mean`` / ``std``, laid out as NCHW. ``frame_sampling``: how a clip became the
+    image in training, which ``predict(video=...)`` repeats (None: not recorded, no video input)."""
 
     size: list[int] = field(default_factory=lambda: [224, 224])
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
@@ -84,6 +94,7 @@ class ImageSpec:
     channel_order: str = "RGB"
     layout: str = "NCHW"
     interpolation: str = "bilinear"
+    frame_sampling: FrameSamplingSpec | None = None
 
 
 @dataclass
@@ -181,6 +192,13 @@ class Manifest:
                 raise BundleError(f"manifest.image.{name} has {len(values)} values, expected {channels} (one per channel)")
         if min(image.std) <= 0:
             raise BundleError(f"manifest.image.std is {image.std}, expected every value > 0")
+        if image.frame_sampling is not None:
+            from .video import FrameSampling
+
+            try:
+                FrameSampling(image.frame_sampling.mode, image.frame_sampling.num_frames, tuple(image.size))
+            except ValueError as error:
+                raise BundleError(f"manifest.image.frame_sampling: {error}") from None
         for where, name in self.named_paths():
             _check_relative(name, where)
 

@@ -177,13 +177,20 @@ class Session:
         self,
         text: str | Sequence[str | None] | None = None,
         image: ImageLike | Sequence[ImageLike | None] | None = None,
+        *,
+        video: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | None] | None = None,
     ) -> Prediction | list[Prediction]:
-        """Predicts sentiment from raw text and images.
+        """Predicts sentiment from raw text and images (or video clips).
 
         ``text`` is a string or a list of strings; ``image`` a file path, PIL image or HWC uint8 array,
         or a list of them (or an NHWC uint8 array). A single sample gives one :class:`Prediction`, lists
         give a list (empty lists give ``[]``). Either modality may be missing: ``None``, or ``None``
         entries in a list, mark those samples' modality absent and the model uses its learned placeholder.
+
+        ``video`` (instead of ``image``) is a clip path or a list of them: each clip becomes the image
+        the way training made one of a clip, as the bundle's ``manifest.image.frame_sampling`` records
+        (:func:`fusionrt.video.clip_image`; needs ``pip install fusionrt[video]``). A bundle that records
+        no frame sampling takes no video (ValueError).
 
         Example:
             >>> session.predict(text="great", image=None).sentiment  # doctest: +SKIP
@@ -191,6 +198,10 @@ class Session:
             >>> [p.score for p in session.predict(text=["great", None], image=[None, "face.png"])]  # doctest: +SKIP
             [1.2, -0.4]
         """
+        if video is not None:
+            if image is not None:
+                raise ValueError("give image or video, not both: a clip becomes the sample's image")
+            image = self._clip_images(video)
         texts, images, single = _as_batch(text, image)
         if not texts:
             return []
@@ -204,6 +215,22 @@ class Session:
             raise ValueError(f"model {self.manifest.model_name!r} has no presence input; give every sample both text and image")
         predictions = _predictions(self.run(feeds))
         return predictions[0] if single else predictions
+
+
+    def _clip_images(self, video: Any) -> Any:
+        """Each clip of ``video`` (a path or a list, None entries kept) as the image training made of it."""
+        from .video import FrameSampling, clip_image
+
+        recorded = self.manifest.image.frame_sampling
+        if recorded is None:
+            raise ValueError(
+                f"bundle {self.path} records no frame sampling (manifest.image.frame_sampling), so it takes no "
+                "video: export it again from its checkpoint, or give frames as image="
+            )
+        sampling = FrameSampling(recorded.mode, recorded.num_frames, tuple(self.manifest.image.size))
+        if isinstance(video, (list, tuple)):
+            return [None if clip is None else clip_image(clip, sampling) for clip in video]
+        return clip_image(video, sampling)
 
 
 def _is_batch(value: Any) -> bool:

@@ -22,6 +22,7 @@ import fusionrt
 from fusionrt.atomic import atomic_directory
 from fusionrt.bundle import (
     MANIFEST_NAME,
+    FrameSamplingSpec,
     ImageSpec,
     Manifest,
     OutputSpec,
@@ -56,6 +57,7 @@ def export_bundle(
     settings: ExportSettings = ExportSettings(),
     calibration: Iterable[Mapping[str, Any]] | None = None,
     evaluation: Iterable[Mapping[str, Any]] | None = None,
+    frame_sampling: FrameSamplingSpec | None = None,
 ) -> Manifest:
     """Exports ``model`` (a :class:`training.models.FusionModel`) as a bundle at ``path``.
 
@@ -70,6 +72,8 @@ def export_bundle(
         calibration: collated training batches; required for ``"int8"``.
         evaluation: collated batches with labels; when given, every variant's metrics are measured
             and lower precisions must stay within ``settings.accuracy_tolerance`` of fp32's Has0_acc_2.
+        frame_sampling: how training made one image of a clip (``data.frame_sampling`` / ``num_frames``),
+            recorded so that ``predict(video=...)`` does the same; None: the bundle takes no video.
 
     Raises:
         ExportError: a graph fails the ONNX checker, fp32 ONNX Runtime differs from torch by more than
@@ -124,7 +128,7 @@ def export_bundle(
                 outputs=output_specs(outputs),
                 text=TextSpec(tokenizer=TOKENIZER_FILE, max_length=text_max_length,
                               vocab_size=model.text_encoder.vocab_size),
-                image=_image_spec(model),
+                image=_image_spec(model, frame_sampling),
                 output=OutputSpec(score_range=SCORE_RANGE),
                 variants=variants,
                 torch_program=PROGRAM_FILE,
@@ -152,10 +156,12 @@ def _write_tokenizer(tokenizer: str | os.PathLike[str] | Any, dst: Path) -> None
                         f"got {type(tokenizer).__name__}")
 
 
-def _image_spec(model: torch.nn.Module) -> ImageSpec:
-    """Size from the config; mean / std from the timm backbone's data config (what it was pretrained with)."""
+def _image_spec(model: torch.nn.Module, frame_sampling: FrameSamplingSpec | None = None) -> ImageSpec:
+    """Size from the config; mean / std from the timm backbone's data config (what it was pretrained with);
+    the training's frame sampling as given."""
     import timm.data
 
     size = model.config.vision.image_size
     data = timm.data.resolve_model_data_config(model.vision_encoder.model)
-    return ImageSpec(size=[size, size], mean=[float(v) for v in data["mean"]], std=[float(v) for v in data["std"]])
+    return ImageSpec(size=[size, size], mean=[float(v) for v in data["mean"]], std=[float(v) for v in data["std"]],
+                     frame_sampling=frame_sampling)

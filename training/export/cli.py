@@ -83,6 +83,11 @@ def export_checkpoint(
         seed = experiment.seed if experiment is not None else DEFAULT_SEED
         reader = load_tokenizer(resolve_tokenizer(data_settings, config.text))
         calibration, evaluation = export_loaders(data_settings, reader, seed)
+    from fusionrt.bundle import FrameSamplingSpec
+
+    # Recorded for predict(video=...): a run that read images made them of clips this way.
+    frame_sampling = FrameSamplingSpec(data_settings.frame_sampling, data_settings.num_frames) if (
+        "image" in data_settings.modalities) else None
     return export_bundle(
         model,
         out,
@@ -91,6 +96,7 @@ def export_checkpoint(
         settings=settings,
         calibration=calibration,
         evaluation=evaluation,
+        frame_sampling=frame_sampling,
     )
 
 
