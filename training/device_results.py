@@ -117,9 +117,15 @@ def merge_runs(old: Sequence[DeviceRun], new: Sequence[DeviceRun]) -> list[Devic
     return list(merged.values())
 
 
+def _measured(run: DeviceRun, model: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What ``run`` measured of ``model``: its own bundle, else its experiment's (a seeded study's
+    ``<name>_seed<n>`` records take the latency-only bundle ``<name>``: latency does not depend on weights)."""
+    return run.latency.get(model["name"]) or run.latency.get(model.get("group") or model["name"], {})
+
+
 def check_matches(models: Sequence[Mapping[str, Any]], runs: Sequence[DeviceRun]) -> None:
     """Raises ValueError when a device measured a bundle that is no model of the study, naming both."""
-    names = {m["name"] for m in models}
+    names = {m["name"] for m in models} | {m["group"] for m in models if m.get("group")}
     for run in runs:
         unknown = sorted(set(run.latency) - names)
         if unknown:
@@ -148,7 +154,7 @@ def device_models(models: Sequence[Mapping[str, Any]], run: DeviceRun) -> list[d
     end-to-end one under ``end_to_end`` and the host's accuracy under ``metrics`` (omitted when none)."""
     seen = []
     for model in models:
-        measured = run.latency.get(model["name"], {})
+        measured = _measured(run, model)
         targets = {}
         for label, entries in measured.items():
             target: dict[str, Any] = {"latency": entries["graph"], "end_to_end": entries["end_to_end"]}
@@ -187,7 +193,7 @@ def markdown_lines(models: Sequence[Mapping[str, Any]], runs: Sequence[DeviceRun
     for name in order:
         cells = [name, by_name[name]["strategy"]]
         for run, target in columns:
-            entries = run.latency.get(name, {}).get(target)
+            entries = _measured(run, by_name[name]).get(target)
             cells.append("–" if entries is None else
                          f"{entries['graph']['p50_ms']:.2f} / {entries['end_to_end']['p50_ms']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -223,15 +229,16 @@ def plot_devices(study: str, models: Sequence[Mapping[str, Any]], runs: Sequence
     matplotlib.use("Agg")  # files only: no display on servers and devices
     import matplotlib.pyplot as plt
 
+    by_name = {m["name"]: m for m in models}
     targets = sorted({t for run in runs for m in run.latency.values() for t in m})
-    rows = [name for name in order if any(name in run.latency for run in runs)]
+    rows = [name for name in order if any(_measured(run, by_name[name]) for run in runs)]
     fig, axes = plt.subplots(1, len(targets), figsize=(4.5 * len(targets) + 2, 0.45 * len(rows) * len(runs) + 2),
                              dpi=120, squeeze=False, sharey=True)
     height = 0.8 / len(runs)
     colours = {run.label: plt.get_cmap("tab10")(i) for i, run in enumerate(runs)}
     for ax, target in zip(axes[0], targets):
         for i, run in enumerate(runs):
-            values = [run.latency.get(name, {}).get(target, {}).get("graph", {}).get("p50_ms") for name in rows]
+            values = [_measured(run, by_name[name]).get(target, {}).get("graph", {}).get("p50_ms") for name in rows]
             ys = [r + i * height for r, v in enumerate(values) if v is not None]
             ax.barh(ys, [v for v in values if v is not None], height=height, color=colours[run.label],
                     label=run.label)

@@ -21,6 +21,8 @@ from typing import Any
 
 from fusionrt.atomic import atomic_directory
 from fusionrt.backends.onnxruntime.execution import DEPLOY_MARGIN
+from training import device_results
+from training.device_results import DeviceRun
 from training.report_groups import STRATEGY_ORDER, group_of, grouped, mean_std, ordered, spread
 from training.report_robustness import ROBUSTNESS_FIGURE, plot_robustness, robustness_lines
 
@@ -61,9 +63,10 @@ def primary(model: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     raise ValueError(f"model {model['name']!r} has no measured latency target")
 
 
-def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[str] = ()) -> str:
-    """The report: summary table (metrics of each model's reference target, latency per target) and
-    the accuracy of every variant, so int8's cost is visible."""
+def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[str] = (),
+             devices: Sequence[DeviceRun] = ()) -> str:
+    """The report: summary table (metrics of each model's reference target, latency per target), the
+    accuracy of every variant, so int8's cost is visible, and the latency measured on other ``devices``."""
     targets = measured_targets(models)
     records = ordered(models)
     groups = grouped(models)
@@ -100,6 +103,7 @@ def markdown(study: str, models: Sequence[Mapping[str, Any]], notes: Sequence[st
                                    _metric(target["metrics"]["MAE"]), f"{target['latency']['p50_ms']:.2f}",
                                    "yes" if (group_of(model), label) in front else ""]))
     lines += robustness_lines(models)
+    lines += device_results.markdown_lines(models, devices, [m["name"] for m in records])
     lines += _concurrency_lines(records)
     skipped_by: dict[str, list[str]] = {}
     for m in models:
@@ -218,18 +222,37 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
 
 
 def write_report(path: str | os.PathLike[str], study: str, models: Sequence[Mapping[str, Any]],
-                 settings: Mapping[str, Any], notes: Sequence[str] = ()) -> Path:
+                 settings: Mapping[str, Any], notes: Sequence[str] = (), devices: Sequence[DeviceRun] = ()) -> Path:
     """Writes ``report.md``, ``results.json``, the figures and ``models/<name>.json`` into ``path``,
-    replacing an older report only once the new one is complete. Returns ``path``."""
+    replacing an older report only once the new one is complete. Returns ``path``.
+
+    ``devices``: latency measured on other devices (:mod:`training.device_results`), each with its own
+    Figure 1 and all of them side by side in ``devices.png``; kept in ``results.json``.
+
+    Raises:
+        ValueError: no models, or a device measured a bundle that is none of them.
+    """
     if not models:
         raise ValueError("write_report got no model results")
+    device_results.check_matches(models, devices)
     with atomic_directory(path, overwrite=True) as root:
-        (root / REPORT_FILE).write_text(markdown(study, models, notes), encoding="utf-8")
-        results = {"study": study, "settings": settings, "models": list(models), "pareto": figure_points(models)}
+        (root / REPORT_FILE).write_text(markdown(study, models, notes, devices), encoding="utf-8")
+        results = {"study": study, "settings": settings, "models": list(models), "pareto": figure_points(models),
+                   "notes": list(notes), "devices": [run.to_dict() for run in devices]}
         (root / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         plot(study, models, root / FIGURE_FILE)
         if any("robustness" in m for m in models):
             plot_robustness(study, models, root / ROBUSTNESS_FIGURE)
+        for run in devices:
+            # Targets the host scored (or the export did): a device adds latency, never accuracy.
+            scored = [{**m, "targets": {k: t for k, t in m["targets"].items() if "metrics" in t}}
+                      for m in device_results.device_models(models, run)]
+            scored = [m for m in scored if m["targets"]]
+            if scored:
+                plot(study, scored, root / device_results.figure_file(run))
+        if devices:
+            device_results.plot_devices(study, models, devices, [m["name"] for m in ordered(models)],
+                                        root / device_results.COMPARISON_FILE)
         (root / MODELS_DIR).mkdir()
         for model in models:
             (root / MODELS_DIR / f"{model['name']}.json").write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")

@@ -60,8 +60,10 @@ from training.loaders import bundle_tokenizer, dataset_root, export_loaders, fol
 from training.metrics import mosi_metrics
 from training.models.text_encoder import check_text_overrides
 from training.models.vision_encoder import check_vision_overrides
+from training.device_results import DeviceRun, read_device_results
+from training.latency_only import run_latency_only
 from training.report import write_report
-from training.robustness import RobustnessSettings, applies, condition_batches, conditions
+from training.robustness import RobustnessSettings, TestFold, applies, conditions
 from training.study_config import ExportSection, LatencySection, LatencyTarget, StudyConfig
 from training.train import RESULT, train
 from training.trainer import BEST, write_json
@@ -73,11 +75,12 @@ MEASURED = "measured.json"
 STAGES = ("train", "export", "measure")
 
 
-def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
+def run_study(study: StudyConfig, *, show_progress: bool | None = None, devices: Sequence[DeviceRun] = ()) -> Path:
     """Runs (or resumes) ``study`` and writes its report; returns the report directory.
 
     Args:
         show_progress: a progress bar of models and stages; ``None`` shows it when stderr is a terminal.
+        devices: latency measured on target devices (:mod:`training.device_results`), added to the report.
     """
     started = time.perf_counter()
     groups = study.experiment_groups()
@@ -110,7 +113,7 @@ def run_study(study: StudyConfig, *, show_progress: bool | None = None) -> Path:
     if scored:
         notes.append(f"robustness scoring took {sum(scored):.0f} s over {len(scored)} models "
                      f"({max(scored):.1f} s the slowest), when each was measured")
-    return write_report(study.resolved_report_dir, study.name, models, settings, notes)
+    return write_report(study.resolved_report_dir, study.name, models, settings, notes, devices)
 
 
 def check_experiments(configs: Sequence[ExperimentConfig]) -> None:
@@ -263,19 +266,19 @@ def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path
             "metrics": mosi_metrics(scores, labels), "latency": stats.to_dict(),
         }
         if "robustness" not in record and robustness.enabled:  # on the first target that runs: the deployed one
-            record["robustness"] = score_robustness(config, session, target.label, robustness,
-                                                    latency.eval_batch_size)
+            record["robustness"] = score_robustness(config, session, target.label, robustness)
     write_json(cache, {"latency_settings": settings, "robustness_settings": dataclasses.asdict(robustness),
                        "record": record})
     return record
 
 
-def score_robustness(config: ExperimentConfig, session: fusionrt.Session, label: str, settings: RobustnessSettings,
-                     batch_size: int) -> dict[str, Any]:
+def score_robustness(config: ExperimentConfig, session: fusionrt.Session, label: str,
+                     settings: RobustnessSettings) -> dict[str, Any]:
     """The model's test metrics through ``session`` under every condition of :mod:`training.robustness`
     (a condition that would leave the model no input is listed with the reason instead)."""
     started = time.perf_counter()
-    loader, data = _test_loader(config, batch_size)
+    loader, data = _test_loader(config, settings.batch_size)
+    fold = TestFold(loader, settings.samples, settings.batch_size)  # decoded once for every condition
     modalities = config.data.modalities
     results: dict[str, Any] = {}
     for condition in conditions(settings):
@@ -284,13 +287,14 @@ def score_robustness(config: ExperimentConfig, session: fusionrt.Session, label:
             results[condition.label] = {"kind": condition.kind, "level": condition.level, "skipped": why}
             continue
         scores, labels = [], []
-        for batch in condition_batches(loader, condition, settings.seed):
+        for batch in fold.batches(condition, settings.seed):
             feeds = batch_feeds(batch, data.text_max_length, data.image_size)
             scores.append(session.run(feeds)[output_name(SCORE)])
             labels.append(batch["label"].numpy())
         results[condition.label] = {"kind": condition.kind, "level": condition.level,
                                     "metrics": mosi_metrics(np.concatenate(scores), np.concatenate(labels))}
-    return {"target": label, "seed": settings.seed, "seconds": round(time.perf_counter() - started, 2),
+    return {"target": label, "seed": settings.seed, "samples": len(fold.items),
+            "seconds": round(time.perf_counter() - started, 2),
             "conditions": results}
 
 
@@ -345,14 +349,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="report directory (default: reports/<study name>)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="trained runs and bundles, reused on a rerun (default: runs/study/<study name>)")
+    parser.add_argument("--device-results", type=Path, nargs="+", default=[], metavar="JSON",
+                        help="fusionrt bench reports (--batch 1 --json) from target devices: a latency column group, "
+                             "a Figure 1 per device and a plot comparing them (also: fusionrt report)")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="no data, no training: export every model at its configured size with random weights "
+                             "and time it (the latency half of Figure 1, for any device)")
+    parser.add_argument("--seconds", type=float, default=2.0,
+                        help="with --latency-only: timed seconds per model and target (default: 2)")
     args = parser.parse_args(argv)
+    if args.latency_only and args.device_results:
+        parser.error("--device-results adds devices to a report; after --latency-only, run fusionrt report on it")
     try:
         study = StudyConfig.load(args.config)
         study = dataclasses.replace(
             study, report_dir=str(args.out) if args.out else study.report_dir,
             work_dir=str(args.work_dir) if args.work_dir else study.work_dir,
         )
-        report = run_study(study)
+        if args.latency_only:
+            report = run_latency_only(study, seconds=args.seconds)
+        else:
+            report = run_study(study, devices=read_device_results(args.device_results))
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"fusionrt study: error: {error}", file=sys.stderr)
         return 1

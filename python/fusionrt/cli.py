@@ -6,6 +6,7 @@ Example:
     $ fusionrt predict runs/late/bundle --text "what a film" --image face.png --backend onnxruntime
     $ fusionrt export --help
     $ fusionrt study --config training/configs/study_demo.yaml
+    $ fusionrt report reports/demo --device-results orin_nano.json
     $ fusionrt build runs/late/bundle --precision fp16
     $ fusionrt bench runs/late/bundle --batch 1,8 --json late.json
     $ fusionrt triton runs/late/bundle --out triton-repo --max-batch-size 32
@@ -38,7 +39,8 @@ STUDY_FEATURE_SIZES = {
 }
 
 # Subcommands that live in the repository's training package: (module, entry point taking argv).
-TRAINING_COMMANDS = {"export": ("training.export", "cli_main"), "study": ("training.study", "main")}
+TRAINING_COMMANDS = {"export": ("training.export", "cli_main"), "study": ("training.study", "main"),
+                     "report": ("training.report_command", "main")}
 
 
 def _percentiles_us(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
@@ -274,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--precision", default="fp32", choices=PRECISIONS)
     commands.add_parser("export", help="export a trained model to a bundle (from a fusionrt checkout)", add_help=False)
     commands.add_parser("study", help="train, export, score and time a fusion study; write its report "
+                        "(from a fusionrt checkout)", add_help=False)
+    commands.add_parser("report", help="rebuild a study report with latency measured on target devices "
                         "(from a fusionrt checkout)", add_help=False)
     add_build_command(commands)
     add_bench_command(commands)
