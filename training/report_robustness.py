@@ -42,9 +42,12 @@ def robustness_lines(models: Sequence[Mapping[str, Any]]) -> list[str]:
     if not labels:
         return []
     targets = sorted({m["robustness"]["target"] for m in models if "robustness" in m})
+    sizes = sorted({m["robustness"]["samples"] for m in models if "samples" in m.get("robustness", {})})
     header = ["model", "strategy", *labels]
     lines = ["", "## Robustness: a missing or noisy modality", "",
-             f"Test Acc-2 through the deployed session ({', '.join(targets)}) with both modalities, one absent for "
+             f"Test Acc-2 through the deployed session ({', '.join(targets)}"
+             + (f"; the first {' / '.join(map(str, sizes))} test samples" if sizes else "")
+             + ") with both modalities, one absent for "
              "every sample (the bundle's missing-modality path), and under graded corruption of the raw "
              "inputs: Gaussian noise (std in [0, 1] pixel units) and Gaussian blur (sigma in pixels) on the "
              "image, word dropout (probability per word) on the text; seeded, the same corrupted fold for "

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from training import robustness as rb
 from training.data.dataset import MosiCollator
@@ -38,6 +39,10 @@ def test_blur_matches_scipy_gaussian_filter(shape: tuple[int, ...], sigma: float
     expected = scipy_ndimage.gaussian_filter(pixels.astype(np.float64), sigma=(0, sigma, sigma), mode="mirror",
                                              truncate=radius / sigma)
     np.testing.assert_allclose(rb.blur(pixels, sigma), expected, atol=2e-6)
+    from torchvision.transforms.functional import gaussian_blur
+
+    theirs = gaussian_blur(torch.from_numpy(pixels.astype(np.float32)), [2 * radius + 1] * 2, [sigma, sigma])
+    np.testing.assert_allclose(rb.blur(pixels, sigma), theirs.numpy(), atol=2e-6)
 
 
 def test_blur_and_noise_level_zero_is_the_input() -> None:
@@ -172,3 +177,28 @@ def test_word_dropout_is_applied_before_tokenisation(test_fold: tuple) -> None:
     collate = MosiCollator(loader.collate_fn.tokenizer, max_length=data.text_max_length)
     batch = next(iter(rb.condition_batches(loader, condition, seed=0)))
     assert torch.equal(batch["input_ids"][0], collate([item])["input_ids"][0])
+
+
+def test_one_test_fold_serves_every_condition_as_the_loader_would(test_fold: tuple) -> None:
+    loader, _ = test_fold
+    fold = rb.TestFold(loader)
+    assert len(fold.items) == len(loader.dataset)
+    for condition in (rb.Condition(rb.CLEAN), rb.Condition(rb.NOISE, 0.2), rb.Condition(rb.IMAGE_ONLY)):
+        batches = list(fold.batches(condition, seed=1))
+        reference = [{k: v for k, v in b.items() if k not in rb.KINDS[condition.kind].absent}
+                     for b in DataLoader(rb.CorruptedFold(loader.dataset, condition, 1), batch_size=loader.batch_size,
+                                         collate_fn=loader.collate_fn)]
+        assert len(batches) == len(reference)
+        for ours, theirs in zip(batches, reference, strict=True):
+            assert set(ours) == set(theirs)
+            assert all(torch.equal(ours[k], theirs[k]) for k in ours if isinstance(ours[k], torch.Tensor))
+
+
+def test_a_test_fold_subset_is_its_first_samples(test_fold: tuple) -> None:
+    loader, _ = test_fold
+    fold = rb.TestFold(loader, samples=5, batch_size=2)
+    batches = list(fold.batches(rb.Condition(rb.CLEAN), seed=0))
+    assert [len(b["id"]) for b in batches] == [2, 2, 1]
+    assert [i for b in batches for i in b["id"]] == [loader.dataset[i]["id"] for i in range(5)]
+    with pytest.raises(ValueError, match="robustness.samples"):
+        rb.RobustnessSettings(samples=0)
