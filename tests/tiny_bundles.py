@@ -54,7 +54,8 @@ def random_feeds(manifest: Manifest, batch: int, rng: np.random.Generator) -> di
 
 
 def export_random_bundle(
-    path: Path, model: FusionModel, model_name: str, text_length: int, precisions: tuple[str, ...]
+    path: Path, model: FusionModel, model_name: str, text_length: int, precisions: tuple[str, ...],
+    targets: tuple[str, ...] | None = None,
 ) -> Path:
     """Exports ``model`` (random weights, eval mode) to ``path`` unless a bundle is already there.
 
@@ -70,7 +71,8 @@ def export_random_bundle(
         evaluation=random_batches(model, 1, 8, seed=2, text_length=text_length),
     ) if precisions != ("fp32",) else {}
     settings = export.ExportSettings(text_max_length=text_length, precisions=precisions, calibration_samples=16,
-                                     calibration_method="minmax", accuracy_tolerance=None)
+                                     calibration_method="minmax", accuracy_tolerance=None,
+                                     **({} if targets is None else {"targets": targets}))
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = minilm.get_model_path() / "tokenizer.json"

@@ -8,7 +8,9 @@ A bundle is a directory::
     model.fp16.onnx        precision carried by the graph (strongly typed TensorRT 11)
     model.int8.onnx        Q/DQ nodes, symmetric int8 activations (TensorRT 10/11 INT8)
     model.int8.ort.onnx    Q/DQ nodes, uint8 activations on weight MatMuls and conv stacks (ONNX Runtime on CPU)
-    model.pt2              torch.export program (the torch backend)
+    model.weights          (format 3) the fp32 weights, once: both fp32 graphs' external data and the torch
+                           program's state; model.int8.weights / model.fp16.weights the same per precision
+    model.pt2              torch.export program (the torch backend), without weights from format 3 on
     tokenizer.json         Hugging Face tokenizers file
     engines/               TensorRT engines built on a device, keyed by GPU, TensorRT version, precision
 
@@ -36,9 +38,16 @@ from .atomic import write_text_atomic
 from .typed_json import SchemaError, parse
 
 # 2: a variant may name a separate graph for ONNX Runtime (``onnxruntime_onnx``).
-FORMAT_VERSION = 2
+# 3: lean bundles: a variant's graphs keep their weights in one shared file (``weights``, ONNX external
+#    data), the torch program carries none, and ``targets`` says which runtimes the bundle serves (the
+#    files of the others may be absent). Bundles of versions 1 and 2 load as before.
+FORMAT_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
+#: Each precision's weights file in a lean bundle (format 3), shared by that precision's graphs.
+WEIGHTS_FILES = {"fp32": "model.weights", "fp16": "model.fp16.weights", "int8": "model.int8.weights"}
+#: The runtimes a bundle can serve (``Manifest.targets``), the backends' names.
+RUNTIMES = ("tensorrt", "onnxruntime", "torch")
 
 
 #: dtype names (numpy spelling) a graph input or output may have.
@@ -111,11 +120,14 @@ class Variant:
 
     ``onnx`` is the graph TensorRT builds from; ``onnxruntime_onnx`` a graph of the same precision
     shaped for ONNX Runtime's CPU kernels where that differs (int8), which ``metrics`` are measured on.
+    ``weights`` (format 3) the one file all of them read their weights from (:mod:`fusionrt.weights`);
+    None where the graphs hold their weights themselves.
     """
 
     onnx: str
     plugins_onnx: str | None = None
     onnxruntime_onnx: str | None = None
+    weights: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -138,6 +150,9 @@ class Manifest:
     output: OutputSpec
     variants: dict[str, Variant]
     torch_program: str | None = None
+    #: The runtimes whose files the bundle ships (``export --targets``, ``fusionrt pack``); bundles before
+    #: format 3 ship every runtime's.
+    targets: list[str] = field(default_factory=lambda: list(RUNTIMES))
     metrics: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 hex
     fusionrt_version: str = ""
@@ -201,12 +216,15 @@ class Manifest:
                 raise BundleError(f"manifest.image.frame_sampling: {error}") from None
         for where, name in self.named_paths():
             _check_relative(name, where)
+        unknown = [t for t in self.targets if t not in RUNTIMES]
+        if unknown or len(set(self.targets)) != len(self.targets):
+            raise BundleError(f"manifest.targets is {self.targets}, expected distinct names among {list(RUNTIMES)}")
 
     def named_paths(self) -> list[tuple[str, str]]:
         """``(field, path)`` for every file path the manifest names, ``files``' keys included."""
         paths = [(f"manifest.files[{name!r}]", name) for name in self.files]
         for precision, variant in self.variants.items():
-            for attribute in ("onnx", "plugins_onnx", "onnxruntime_onnx"):
+            for attribute in ("onnx", "plugins_onnx", "onnxruntime_onnx", "weights"):
                 name = getattr(variant, attribute)
                 if name is not None:
                     paths.append((f"manifest.variants.{precision}.{attribute}", name))
@@ -300,7 +318,10 @@ def _read_manifest_once(root: Path, verify_hashes: bool | Collection[str]) -> Ma
     for where, name in manifest.named_paths():
         if where.startswith("manifest.files["):
             continue
-        if name not in manifest.files and (where != "manifest.text.tokenizer" or (root / name).exists()):
+        # The tokenizer is optional, and from format 3 on so are the files of runtimes a bundle does not
+        # serve (a lean copy names them so the layout stays one); a named file that is present must be listed.
+        optional = where == "manifest.text.tokenizer" or manifest.format_version >= 3
+        if name not in manifest.files and (not optional or (root / name).exists()):
             raise BundleError(f"{path}: {where} names {name!r}, which manifest.files does not list (so it is not hash-checked)")
     for name in manifest.files:
         if not bundle_file(root, name, f"manifest.files[{name!r}]").is_file():

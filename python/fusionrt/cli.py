@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _C, backends, build_info, cuda_available
+from . import pack as pack_cli
 from .bundle import PRECISIONS, read_manifest
 from .serving import cli as serving_cli
 from .session import load
@@ -103,10 +104,14 @@ def info(bundle: str | None = None) -> int:
 def verify(bundle: str) -> int:
     """Checks every file of ``bundle`` against the manifest's hashes (``load`` checks only the files its
     backend reads) and prints a JSON summary; a fault raises BundleError naming the file."""
+    from .weights import check_bundle_data
+
     started = time.perf_counter()
     manifest = read_manifest(bundle, verify_hashes=True)
+    graphs = check_bundle_data(bundle, manifest)  # external data stays in each variant's weights file
     size = sum((Path(bundle) / name).stat().st_size for name in manifest.files)
-    print(json.dumps({"bundle": bundle, "verified": True, "files": len(manifest.files), "bytes": size,
+    print(json.dumps({"bundle": bundle, "verified": True, "files": len(manifest.files), "graphs": len(graphs),
+                      "targets": manifest.targets, "bytes": size,
                       "seconds": round(time.perf_counter() - started, 3)}, indent=2))
     return 0
 
@@ -281,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(from a fusionrt checkout)", add_help=False)
     add_build_command(commands)
     add_bench_command(commands)
+    pack_cli.add_command(commands)
     serving_cli.add_commands(commands)
     demo = commands.add_parser("op-demo", help="run the fused concat + LayerNorm op on built-in data")
     demo.add_argument("--batch", type=int, default=1)
@@ -300,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return build(args)
         if args.command == "bench":
             return bench(args, argv)
+        if args.command == "pack":
+            return pack_cli.command(args)
         if args.command in ("triton", "serve"):
             return serving_cli.run(args)
     except (ValueError, RuntimeError, ImportError, OSError) as error:  # BundleError is a ValueError

@@ -35,6 +35,7 @@ from fusionrt.graph_io import input_specs
 
 from .evaluation import check_tolerance, evaluate_variants
 from .graph_io import output_specs
+from .lean import make_lean
 from .onnx_export import check_parity, export_program, write_onnx
 from .precision import ONNXRUNTIME_INT8, TENSORRT_INT8, calibration_feeds, convert_fp16, quantize_int8
 from .settings import ExportSettings
@@ -62,7 +63,8 @@ def export_bundle(
     """Exports ``model`` (a :class:`training.models.FusionModel`) as a bundle at ``path``.
 
     The bundle is built beside ``path`` and renamed into place when complete, so a failure at any step
-    leaves no bundle (and an existing one untouched).
+    leaves no bundle (and an existing one untouched). It is lean (:mod:`training.export.lean`): only
+    the files ``settings.targets`` need, each precision's weights once in its weights file.
 
     Args:
         model_name: recorded in the manifest (e.g. the registry name the model was created from).
@@ -93,7 +95,6 @@ def export_bundle(
     try:
         with atomic_directory(path, overwrite=settings.overwrite) as root:
             program, outputs = export_program(model, text_max_length)
-            torch.export.save(program, str(root / PROGRAM_FILE))
             write_onnx(program, root / ONNX_FILES["fp32"], list(outputs), plugins=False)
             write_onnx(program, root / PLUGINS_FILE, list(outputs), plugins=True)
             check_parity(model, root / ONNX_FILES["fp32"], text_max_length)
@@ -120,6 +121,9 @@ def export_bundle(
                 for p, variant in variants.items():
                     variant.metrics = metrics[p]
             _write_tokenizer(tokenizer, root / TOKENIZER_FILE)
+            # Last, once the checks and conversions above have read the self-contained graphs.
+            make_lean(root, variants, settings.targets, program if "torch" in settings.targets else None,
+                      PROGRAM_FILE)
             manifest = Manifest(
                 model_name=model_name,
                 strategy=model.config.strategy,
@@ -131,7 +135,9 @@ def export_bundle(
                 image=_image_spec(model, frame_sampling),
                 output=OutputSpec(score_range=SCORE_RANGE),
                 variants=variants,
+                # Named even when not shipped, so loading for torch names the missing file.
                 torch_program=PROGRAM_FILE,
+                targets=list(settings.targets),
                 metrics=variants["fp32"].metrics,
                 fusionrt_version=fusionrt.__version__,
             )

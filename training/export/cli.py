@@ -6,7 +6,8 @@ through :mod:`training.loaders`, as the trainer, ``training.evaluate`` and the s
 Command line (also ``fusionrt export``)::
 
     python -m training.export --checkpoint runs/late/best.pt --out runs/late/bundle \\
-        --data data/generated/mosi [--text-max-length 64] [--precisions fp32 fp16 int8] [--overwrite]
+        --data data/generated/mosi [--text-max-length 64] [--precisions fp32 fp16 int8] [--overwrite] \\
+        [--targets tensorrt,onnxruntime,torch]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fusionrt.bundle import PRECISIONS, Manifest
+from fusionrt.bundle import PRECISIONS, RUNTIMES, Manifest
 from training.checkpoint import (
     MODEL_KEYS,
     data_from_checkpoint,
@@ -116,6 +117,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default=defaults.calibration_method)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--targets", default=",".join(defaults.targets), type=_names,
+                        help=f"comma-separated runtimes the bundle serves, of {','.join(RUNTIMES)} (default all): "
+                             "only their files are written")
     args = parser.parse_args(argv)
     if "int8" in args.precisions and args.data is None:
         parser.error("int8 needs --data (its train fold calibrates); or pass --precisions fp32 fp16")
@@ -126,6 +130,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             calibration_samples=args.calibration_samples,
             calibration_method=args.calibration_method,
             overwrite=args.overwrite,
+            targets=args.targets,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -138,8 +143,14 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         batch_size=args.batch_size,
     )
-    print(f"wrote {args.out}: {manifest.model_name} ({manifest.strategy}), variants {sorted(manifest.variants)}")
+    print(f"wrote {args.out}: {manifest.model_name} ({manifest.strategy}), variants {sorted(manifest.variants)}, "
+          f"for {', '.join(manifest.targets)}")
     for name, variant in manifest.variants.items():
         if variant.metrics:
             print(f"  {name}: Has0_acc_2 {variant.metrics['Has0_acc_2']:.4f}  MAE {variant.metrics['MAE']:.4f}")
     return 0
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``"tensorrt,onnxruntime"`` -> its names (ExportSettings checks them)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fusionrt.bundle import PRECISIONS
+from fusionrt.bundle import PRECISIONS, RUNTIMES
 
 from .evaluation import ACCURACY_TOLERANCE
 from .precision import CALIBRATION_METHODS, CALIBRATION_SAMPLES
@@ -36,6 +36,9 @@ class ExportSettings:
         accuracy_tolerance: largest Has0_acc_2 drop (a fraction: 0.01 is one point) a lower precision
             may cost against fp32 when evaluation batches are given; ``None`` records without checking.
         overwrite: replace a bundle already at the output path.
+        targets: the runtimes the bundle serves, a subset of :data:`fusionrt.bundle.RUNTIMES`: only their
+            files are written (a device that runs ONNX Runtime needs neither TensorRT's graphs nor the
+            torch program).
     """
 
     text_max_length: int = 64
@@ -44,6 +47,7 @@ class ExportSettings:
     calibration_method: str = "percentile"
     accuracy_tolerance: float | None = ACCURACY_TOLERANCE
     overwrite: bool = False
+    targets: Sequence[str] = RUNTIMES
 
     def __post_init__(self) -> None:
         if isinstance(self.precisions, str):
@@ -64,6 +68,13 @@ class ExportSettings:
         if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
                                       or not math.isfinite(tolerance) or not 0 <= tolerance <= 1):
             raise ValueError(f"accuracy_tolerance is {tolerance!r}, expected a fraction in [0, 1] or None (no check)")
+        if isinstance(self.targets, str):
+            raise ValueError(f"targets is {self.targets!r}, expected a sequence of names, e.g. ('onnxruntime',)")
+        unknown = sorted(set(self.targets) - set(RUNTIMES))
+        if unknown or not self.targets:
+            raise ValueError(f"targets has {list(self.targets)}, expected a non-empty subset of {RUNTIMES}")
+        # In RUNTIMES order, each once, so equal settings compare equal.
+        object.__setattr__(self, "targets", tuple(t for t in RUNTIMES if t in self.targets))
         if not isinstance(self.overwrite, bool):
             raise ValueError(f"overwrite is {self.overwrite!r}, expected True or False")
 

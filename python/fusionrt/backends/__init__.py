@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..bundle import Manifest
+from ..bundle import BundleError, Manifest
 from .base import Backend, BackendType
 from .onnxruntime import OnnxRuntimeType
 from .options import EXECUTIONS, RunOptions
@@ -31,7 +31,7 @@ from .torch import TorchType
 
 __all__ = [
     "BACKENDS", "EXECUTIONS", "NAMES", "Backend", "BackendType", "RunOptions", "available", "backend_type",
-    "choose", "files", "open_backend", "supports", "unavailable",
+    "choose", "files", "missing_files", "open_backend", "supports", "unavailable",
 ]
 
 #: name -> backend type, in the order "auto" tries them.
@@ -77,9 +77,22 @@ def choose(manifest: Manifest, options: RunOptions = RunOptions()) -> tuple[str,
 
 
 def files(name: str, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
-    """The bundle files backend ``name`` reads to run ``options`` (see :meth:`BackendType.files`)."""
+    """The bundle files backend ``name`` reads to run ``options`` (see :meth:`BackendType.files`): what
+    ``load`` hash-checks. Raises :class:`~fusionrt.bundle.BundleError` naming the files and the command
+    that makes them when the bundle lacks some (one made for other runtimes)."""
     kind = backend_type(name)
-    return kind.files(manifest, options.replace(device=kind.device(options)))
+    options = options.replace(device=kind.device(options))
+    missing = kind.missing_files(manifest, options)
+    if missing is not None:
+        raise BundleError(f"cannot load the bundle for {name}: {missing}")
+    return kind.files(manifest, options)
+
+
+def missing_files(name: str, manifest: Manifest, options: RunOptions) -> str | None:
+    """Which files backend ``name`` reads the bundle lacks (one made for other runtimes), and the command
+    that makes a bundle with them; None when it has them all (see :meth:`BackendType.missing_files`)."""
+    kind = backend_type(name)
+    return kind.missing_files(manifest, options.replace(device=kind.device(options)))
 
 
 def open_backend(name: str, root: Path, manifest: Manifest, options: RunOptions) -> Backend:

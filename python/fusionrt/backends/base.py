@@ -13,6 +13,9 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from ..bundle import PRECISIONS, Manifest
+
+#: The runtimes ``fusionrt pack`` makes device copies for (the torch program is the training host's).
+PACK_TARGETS = ("tensorrt", "onnxruntime")
 from .options import RunOptions, parse_device
 
 
@@ -74,7 +77,23 @@ class BackendType:
                 f"the {self.name} backend runs on {' / '.join(repr(d) for d in self.devices)} devices, "
                 f"got device {options.device!r}"
             )
-        return self.unavailable(manifest, options)
+        return self.missing_files(manifest, options) or self.unavailable(manifest, options)
+
+    def missing_files(self, manifest: Manifest, options: RunOptions) -> str | None:
+        """Which of the files :meth:`open` reads a lean bundle (one not made for this runtime) lacks, and
+        the command that makes a bundle with them; None when it has them all."""
+        if not manifest.files:
+            return None  # not read from a bundle (read_manifest refuses an empty list): nothing to compare
+        missing = [name for name in self.files(manifest, options) if name not in manifest.files]
+        if not missing:
+            return None
+        make = (f"`fusionrt pack FULL_BUNDLE --for {self.name} --out DIR` makes a copy for it from a full bundle, "
+                if self.name in PACK_TARGETS else "")
+        return (
+            f"the bundle serves {' / '.join(manifest.targets) or 'no runtime'} (manifest.targets), not {self.name}: "
+            f"it lacks {', '.join(missing)}; {make}`python -m training.export ... --targets {self.name}` "
+            "exports one"
+        )
 
     def unavailable(self, manifest: Manifest, options: RunOptions) -> str | None:
         """Why this backend cannot run ``manifest`` with ``options`` in this process, or None when it can.

@@ -4,6 +4,8 @@
 (or to ask whether a CUDA device exists). The program is exported in fp32, so this backend runs the
 fp32 variant only. On the ``meta`` device the program loads with every parameter, buffer and constant
 moved there (how tests check the device move without a GPU), but cannot run: meta tensors have no values.
+A lean bundle's program carries no weights: they are read from the fp32 weights file the ONNX graphs
+share (:mod:`.torch_state`) before the program moves to its device.
 
 Calls are serialised with a lock: the exported module is not documented as safe to call from several
 threads at once, and each call already uses torch's intra-op threads (or the GPU) fully.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from .._optional import require
 from ..bundle import Manifest
 from .base import Backend, BackendType
 from .options import RunOptions, parse_device
+from .torch_state import TABLE_NAME, fill_state
 
 
 class TorchType(BackendType):
@@ -54,10 +58,15 @@ class TorchType(BackendType):
         return None
 
     def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
-        return (manifest.torch_program,) if manifest.torch_program else ()
+        if manifest.torch_program is None:
+            return ()
+        # A lean bundle's program carries no weights: they are in the fp32 weights file.
+        weights = manifest.variants["fp32"].weights
+        return (manifest.torch_program,) + ((weights,) if weights else ())
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
-        return TorchBackend(root / manifest.torch_program, tuple(manifest.outputs), self.device(options))
+        return TorchBackend(root / manifest.torch_program, tuple(manifest.outputs), self.device(options),
+                            weights=manifest.variants["fp32"].weights)
 
 
 def cuda_issue(device: str, index: int) -> str | None:
@@ -79,7 +88,9 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, program: Path, output_names: tuple[str, ...], device: str) -> None:
+    def __init__(self, program: Path, output_names: tuple[str, ...], device: str, weights: str | None = None) -> None:
+        """Loads ``program``; ``weights`` is the bundle's fp32 weights file, where a lean bundle's program
+        finds its tensors (:mod:`.torch_state`)."""
         torch = require("torch")
         # torch.export does not import its passes submodule itself; without this import, moving the
         # program off the CPU ended in AttributeError.
@@ -89,7 +100,12 @@ class TorchBackend:
         require("fusionrt.ops")  # registers fusionrt::* so programs using the fused ops deserialise
         self.device = device
         self._device = torch.device(device)
-        exported = torch.export.load(str(program))
+        extra = {TABLE_NAME: ""}
+        with warnings.catch_warnings():
+            # A lean program's placeholders are broadcast views, which torch's loader warns about.
+            warnings.filterwarnings("ignore", message="No complete tensor found")
+            exported = torch.export.load(str(program), extra_files=extra)
+        fill_state(torch, exported, extra[TABLE_NAME], program.parent, weights, program.name)
         if self._device.type != "cpu":
             # Moves constants baked into the graph too, which Module.to() would miss.
             exported = torch.export.passes.move_to_device_pass(exported, self._device)

@@ -39,8 +39,10 @@ class OnnxRuntimeType(BackendType):
         return None
 
     def files(self, manifest: Manifest, options: RunOptions) -> tuple[str, ...]:
-        # Every execution mode, the branch splitting included, reads the one graph of the precision.
-        return (manifest.variants[options.precision].onnxruntime_file,)
+        # Every execution mode, the branch splitting included, reads the one graph of the precision
+        # (and its weights file, in a lean bundle).
+        variant = manifest.variants[options.precision]
+        return (variant.onnxruntime_file,) + ((variant.weights,) if variant.weights else ())
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         """Opens the variant's ONNX file in ``options.execution``; "auto" is the mode calibrated for this
@@ -51,7 +53,11 @@ class OnnxRuntimeType(BackendType):
 
         if options.execution == "branches":
             check_splittable(manifest.strategy)
-        model = root / manifest.variants[options.precision].onnxruntime_file
+        from ...weights import check_graph_data
+
+        variant = manifest.variants[options.precision]
+        check_graph_data(root, variant.onnxruntime_file, variant.weights)  # before ORT follows its external data
+        model = root / variant.onnxruntime_file
         execution = options.execution
         if execution == "auto":
             execution = recorded_mode(root, options) or "sequential"

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..._optional import require
 from ...bundle import BundleError, Manifest
+from ...weights import check_graph_data
 
 ort = require("onnxruntime")
 
@@ -92,6 +93,10 @@ class OnnxRuntimeBackend:
         self.device = device
         self.execution = execution
         self.threads = cores
+        # Whoever opens the graph (a Session, the execution calibration), its external data must stay in
+        # its variant's weights file: checked before ONNX Runtime follows it.
+        variant = next((v for v in manifest.variants.values() if v.onnxruntime_file == model.name), None)
+        check_graph_data(model.parent, model.name, variant.weights if variant else None)
         self._session = ort.InferenceSession(str(model), options, providers=[provider_for(device)])
         self.output_names = tuple(o.name for o in self._session.get_outputs())
         graph_inputs = [i.name for i in self._session.get_inputs()]

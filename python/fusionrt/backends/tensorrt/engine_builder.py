@@ -20,6 +20,10 @@ bundle's ``engines/`` folder keyed by GPU model (name, compute capability, SM co
 version, precision, batches, ONNX hash and fusionrt version (:mod:`fusionrt.backends.tensorrt.engine_cache`),
 so a second call returns at once and a changed ONNX graph, GPU module or fusionrt rebuilds.
 
+A lean bundle's graph keeps its weights in the variant's weights file (ONNX external data);
+``parse_from_file`` reads it relative to the graph's folder, so the bundle is parsed where it lies
+(trtexec ``--onnx=bundle/model.plugins.onnx`` does the same). The weights file's hash is part of the key.
+
 Example:
     >>> path = build_engine("runs/late/bundle", precision="fp16", max_batch=8)  # doctest: +SKIP
     >>> runner = fusionrt._C.EngineRunner(path, device=0, cuda_graphs=True)  # doctest: +SKIP
@@ -27,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -40,6 +45,7 @@ from ..._optional import require
 from ...atomic import write_bytes_atomic
 from ...bundle import PRECISIONS, BundleError, Manifest, TensorSpec, read_manifest, sha256_file
 from ...graph_io import BATCH
+from ...weights import check_graph_data
 from .engine_cache import EngineCache, EngineKey
 
 log = logging.getLogger("fusionrt")
@@ -161,6 +167,12 @@ def build_engine(
     manifest = read_manifest(root)
     plan = plan_build(manifest, precision, trt_version, plugins=PLUGIN_LIBRARY.is_file())
     onnx_hash = manifest.files.get(plan.onnx) or sha256_file(root / plan.onnx)
+    weights = next((v.weights for v in manifest.variants.values() if plan.onnx in (v.onnx, v.plugins_onnx)), None)
+    if weights is not None:
+        # A lean graph names its weights by offset only: the weights file's hash keys the engine too,
+        # so new weights at the same offsets rebuild it. Checked before TensorRT's parser follows them.
+        check_graph_data(root, plan.onnx, weights)
+        onnx_hash = hashlib.sha256(f"{onnx_hash}:{manifest.files[weights]}".encode()).hexdigest()
     key = EngineKey.for_gpu(device_facts(), trt_version, precision, onnx_hash, max_batch, opt_batch,
                             fusionrt_version=build_info()["version"])
     cache = EngineCache(root)
