@@ -104,3 +104,16 @@ def test_the_exporter_records_the_training_sampling():
     spec = _image_spec(model, FrameSamplingSpec("uniform", 5))
     assert spec.frame_sampling == FrameSamplingSpec("uniform", 5)
     assert _image_spec(model).frame_sampling is None
+
+
+def test_cli_predict_video(late, tmp_path, rng, capsys):
+    from fusionrt.cli import main
+
+    bundle = with_sampling(late, tmp_path / "bundle", {"mode": "uniform", "num_frames": 3})
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, rng.integers(0, 256, (7, 36, 36, 3), dtype=np.uint8))
+    assert main(["predict", str(bundle), "--text", "lovely", "--video", str(clip), "--backend", "onnxruntime"]) == 0
+    got = json.loads(capsys.readouterr().out)["predictions"][0]["score"]
+    session = fusionrt.load(bundle, backend="onnxruntime")
+    image = training_image(clip, "uniform", 3, session.manifest.image.size)
+    assert got == pytest.approx(session.predict(text="lovely", image=image).score, abs=1e-6)

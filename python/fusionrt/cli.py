@@ -117,10 +117,11 @@ def verify(bundle: str) -> int:
 
 
 def predict(bundle: str, texts: list[str] | None, images: list[str] | None, backend: str, device: str | None,
-            precision: str) -> int:
-    """Prints the predictions for ``texts`` / ``images`` (paired in order; either may be absent) as JSON."""
+            precision: str, videos: list[str] | None = None) -> int:
+    """Prints the predictions for ``texts`` / ``images`` or ``videos`` (paired in order; either modality may be
+    absent) as JSON. A video clip is sampled as the model's training sampled clips (the manifest's record)."""
     session = load(bundle, backend=backend, device=device, precision=precision)
-    predictions = session.predict(text=texts, image=images)
+    predictions = session.predict(text=texts, image=images, video=videos)
     print(json.dumps({
         "backend": session.backend,
         "device": session.device,
@@ -276,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("bundle", help="bundle directory")
     run.add_argument("--text", action="append", help="text of a sample (repeat for a batch)")
     run.add_argument("--image", action="append", help="image file of a sample (repeat for a batch)")
+    run.add_argument("--video", action="append", help="video clip of a sample, instead of --image (repeat for a batch)")
     run.add_argument("--backend", default="auto", choices=("auto", *backends.NAMES))
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
     run.add_argument("--precision", default="fp32", choices=PRECISIONS)
@@ -299,9 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "verify":
             return verify(args.bundle)
         if args.command == "predict":
-            if not args.text and not args.image:
-                parser.error("predict needs --text, --image or both")
-            return predict(args.bundle, args.text, args.image, args.backend, args.device, args.precision)
+            if not args.text and not args.image and not args.video:
+                parser.error("predict needs --text, --image or both (--video instead of --image)")
+            return predict(args.bundle, args.text, args.image, args.backend, args.device, args.precision, args.video)
         if args.command == "build":
             return build(args)
         if args.command == "bench":
