@@ -45,8 +45,8 @@ log = logging.getLogger("fusionrt")
 class _Part:
     """One part of the split graph as an ``InferenceSession`` reading only its own inputs."""
 
-    def __init__(self, graph: Any, threads: int, device: str) -> None:
-        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads),
+    def __init__(self, graph: Any, threads: int, device: str, spinning: bool = True) -> None:
+        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads, spinning=spinning),
                                             providers=[provider_for(device)])
         self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -111,7 +111,10 @@ class OnnxRuntimeAbsentPath:
             log.info("fusionrt: %s's %s branch reads absent samples' inputs; it runs whole when %s is absent",
                      self.model, absent, absent)
             return None
-        return _Plan(_Part(present_graph, self.threads, self.device), _Part(graphs.head, self.threads, self.device), rows)
+        # The head is a few small ops: one thread, no pool whose spinning would take the cores from the
+        # present branch's threads (or from the next call's branch) on a small machine.
+        head = _Part(graphs.head, 1, self.device, spinning=False)
+        return _Plan(_Part(present_graph, self.threads, self.device), head, rows)
 
     def _absent_rows(self, branch: _Part, absent: str) -> dict[str, np.ndarray] | None:
         """The absent branch's output row for an absent sample, or None when it is not one row for all."""
