@@ -332,11 +332,12 @@ def _test_feeds(config: ExperimentConfig, batch_size: int) -> tuple[list[dict[st
 def _why_not(backend: str, precision: str, device: str | None, manifest: Manifest) -> str | None:
     """Why this target cannot be measured here (backend unavailable, variant missing or not run by the
     backend), or None."""
+    # The variant first: a backend's availability check reads the files of the variant it would run.
+    if precision not in manifest.variants:
+        return f"the bundle has no {precision} variant (export.precisions)"
     why = backends.unavailable(backend, manifest, RunOptions(device=device, precision=precision))
     if why is not None:
         return why
-    if precision not in manifest.variants:
-        return f"the bundle has no {precision} variant (export.precisions)"
     return backends.backend_type(backend).precision_issue(precision)
 
 
