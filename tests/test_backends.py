@@ -60,6 +60,13 @@ def test_torch_needs_the_torch_program():
     assert backends.unavailable("torch", _manifest()) is None
 
 
+@pytest.mark.parametrize("name", list(BACKENDS))
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_a_precision_the_bundle_lacks_is_a_reason_not_an_error(name, precision):
+    why = backends.unavailable(name, _manifest(), RunOptions(precision=precision))
+    assert why == f"the bundle has no {precision!r} variant; it has ['fp32']"
+
+
 def test_onnxruntime_names_the_device_it_cannot_use():
     pytest.importorskip("onnxruntime")
     assert backends.unavailable("onnxruntime", _manifest()) is None  # the default device: cpu

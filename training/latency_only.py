@@ -128,9 +128,9 @@ def run_latency_only(study: StudyConfig, *, seconds: float = 2.0, show_progress:
     manifest = read_manifest(bundles[0], verify_hashes=False)
     reports, skipped = [], []
     for target in study.latency.targets:
-        why = backends.unavailable(target.backend, manifest, RunOptions(device=target.device, precision=target.precision))
-        if why is None and target.precision not in manifest.variants:
-            why = f"the bundles have no {target.precision} variant (export.precisions)"
+        why = (f"the bundles have no {target.precision} variant (export.precisions)"
+               if target.precision not in manifest.variants else
+               backends.unavailable(target.backend, manifest, RunOptions(device=target.device, precision=target.precision)))
         if why is not None:
             skipped.append(f"{target.label}: {why}")
             continue

@@ -77,6 +77,8 @@ class BackendType:
                 f"the {self.name} backend runs on {' / '.join(repr(d) for d in self.devices)} devices, "
                 f"got device {options.device!r}"
             )
+        if manifest.variants and options.precision not in manifest.variants:  # before asking for its files
+            return f"the bundle has no {options.precision!r} variant; it has {sorted(manifest.variants)}"
         return self.missing_files(manifest, options) or self.unavailable(manifest, options)
 
     def missing_files(self, manifest: Manifest, options: RunOptions) -> str | None:
