@@ -131,7 +131,8 @@ def test_shipped_configs_load_and_describe_a_model(path):
 
 def test_every_study_model_has_a_config():
     for study in STUDIES:
-        models = {c.name.removeprefix("demo_"): c.model.name for c in StudyConfig.load(study).experiment_configs()}
+        # One entry per experiment (a seeded study runs each as <name>_seed<n>: its group is the experiment).
+        models = {group.removeprefix("demo_"): c.model.name for group, c in StudyConfig.load(study).experiment_groups()}
         assert set(STUDY) <= set(models), (study.name, sorted(set(STUDY) - set(models)))
         assert all(models[name] == name for name in STUDY)
         assert {"text_only", "image_only"} <= set(models)  # the unimodal baselines are overrides of the base
@@ -194,9 +195,9 @@ def test_a_plain_config_trains_without_an_experiment(monkeypatch):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--experiment", "demo_late_vt"], "unknown experiment 'demo_late_vt', expected one of ['demo_early_mobilenetv2'"),
+    (["--experiment", "demo_late_vt"], "unknown experiment 'demo_late_vt', expected one of ['demo_decision_mobilenetv2', 'demo_early_mobilenetv2'"),
     (["--experiment", "demo_late_vt"], "did you mean 'demo_late_vit'?"),
-    ([], "is a study of 9 experiments; pick one with --experiment: demo_late_mobilenetv2, "),
+    ([], "is a study of 10 experiments; pick one with --experiment: demo_late_mobilenetv2, "),
 ])
 def test_train_cli_says_which_experiments_a_study_has(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
