@@ -221,6 +221,12 @@ def plot(study: str, models: Sequence[Mapping[str, Any]], path: str | os.PathLik
     plt.close(fig)
 
 
+def show(report: Path) -> None:
+    """Prints a written report's markdown and where it is (the study commands' last words)."""
+    print((report / REPORT_FILE).read_text(encoding="utf-8"))
+    print(f"report: {report}")
+
+
 def write_report(path: str | os.PathLike[str], study: str, models: Sequence[Mapping[str, Any]],
                  settings: Mapping[str, Any], notes: Sequence[str] = (), devices: Sequence[DeviceRun] = ()) -> Path:
     """Writes ``report.md``, ``results.json``, the figures and ``models/<name>.json`` into ``path``,

@@ -24,7 +24,7 @@ from fusionrt.atomic import atomic_directory
 from training import device_results
 from training.device_results import DeviceRun
 from training.latency_only import write_latency_report
-from training.report import RESULTS_FILE, write_report
+from training.report import RESULTS_FILE, show, write_report
 
 
 def read_results(report: Path) -> dict[str, Any]:
@@ -76,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"fusionrt report: error: {error}", file=sys.stderr)
         return 1
-    print((report / "report.md").read_text(encoding="utf-8"))
-    print(f"report: {report}")
+    show(report)
     return 0
 
 

@@ -62,7 +62,7 @@ from training.models.text_encoder import check_text_overrides
 from training.models.vision_encoder import check_vision_overrides
 from training.device_results import DeviceRun, read_device_results
 from training.latency_only import run_latency_only
-from training.report import write_report
+from training.report import show, write_report
 from training.robustness import RobustnessSettings, TestFold, applies, conditions
 from training.study_config import ExportSection, LatencySection, LatencyTarget, StudyConfig
 from training.train import RESULT, train
@@ -374,8 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"fusionrt study: error: {error}", file=sys.stderr)
         return 1
-    print((report / "report.md").read_text(encoding="utf-8"))
-    print(f"report: {report}")
+    show(report)
     return 0
 
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from . import _C
 from ._optional import require
-from .bundle import ImageSpec
+from .bundle import ImageSpec, Manifest
+from .graph_io import ATTENTION_MASK, INPUT_IDS, PIXELS, PRESENCE
 from .image_decode import ImageLike, load_image
 
 _RESAMPLING = {"nearest": "NEAREST", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos": "LANCZOS"}
@@ -92,6 +93,25 @@ def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tu
         if image is not None:
             _C.preprocess_image(rgb_array(image), batch[i], spec.mean, spec.std, spec.layout, spec.channel_order)
     return batch, present
+
+
+def raw_feeds(manifest: Manifest, text: tuple[np.ndarray, np.ndarray, np.ndarray],
+              images: Sequence[ImageLike | None]) -> dict[str, np.ndarray]:
+    """Graph feeds of a raw batch: ``text`` tokenized (ids, mask, present per sample: what
+    :class:`TextTokenizer` returns) and ``images`` pre-processed here (None: absent).
+
+    Raises:
+        ValueError: a sample lacks a modality and the model has no presence input to say so.
+    """
+    ids, mask, text_present = text
+    pixels, image_present = preprocess_images(images, manifest.image)
+    feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXELS: pixels}
+    presence = np.stack([text_present, image_present], axis=1)  # in graph_io.MODALITIES order
+    if PRESENCE in manifest.inputs:
+        feeds[PRESENCE] = presence
+    elif not presence.all():
+        raise ValueError(f"model {manifest.model_name!r} has no presence input; give every sample both text and image")
+    return feeds
 
 
 def rgb_array(image: ImageLike) -> np.ndarray:

@@ -27,9 +27,9 @@ from .backends import RunOptions
 from .bundle import BundleError, Manifest, bundle_file, read_manifest, verify_files
 from .feeds import FeedChecker
 from .graph_io import (
-    ATTENTION_MASK, IMAGE, INPUT_IDS, LOGITS, PIXELS, PRESENCE, SCORE, TEXT, output_name,
+    IMAGE, INPUT_IDS, LOGITS, PRESENCE, SCORE, TEXT, output_name,
 )
-from .preprocessing import ImageLike, TextTokenizer, preprocess_images
+from .preprocessing import ImageLike, TextTokenizer, raw_feeds
 
 log = logging.getLogger("fusionrt")
 
@@ -205,15 +205,7 @@ class Session:
         texts, images, single = _as_batch(text, image)
         if not texts:
             return []
-        ids, mask, text_present = self._text_feeds(texts)
-        pixels, image_present = preprocess_images(images, self.manifest.image)
-        feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXELS: pixels}
-        presence = np.stack([text_present, image_present], axis=1)  # in graph_io.MODALITIES order
-        if PRESENCE in self.manifest.inputs:
-            feeds[PRESENCE] = presence
-        elif not presence.all():
-            raise ValueError(f"model {self.manifest.model_name!r} has no presence input; give every sample both text and image")
-        predictions = _predictions(self.run(feeds))
+        predictions = _predictions(self.run(raw_feeds(self.manifest, self._text_feeds(texts), images)))
         return predictions[0] if single else predictions
 
 

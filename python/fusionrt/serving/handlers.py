@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import bundle_file, read_manifest
-from ..graph_io import ATTENTION_MASK, INPUT_IDS, PIXELS, PRESENCE
-from ..preprocessing import TextTokenizer, preprocess_images
+from ..preprocessing import TextTokenizer, raw_feeds
 from ..session import load
 from .protocol import IMAGE_ARRAY_INPUT, IMAGE_INPUT, TEXT_INPUT, images_of, output_columns, served_outputs, texts_of
 
@@ -104,16 +103,7 @@ class PreprocessHandler:
         self.tokenizer = TextTokenizer(path, self.manifest.text.max_length)
 
     def _run(self, texts: list[str | None], images: list[Any]) -> dict[str, np.ndarray]:
-        # The feeds Session.predict builds, named by the graph's input names.
-        ids, mask, text_present = self.tokenizer(texts)
-        pixels, image_present = preprocess_images(images, self.manifest.image)
-        feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXELS: pixels}
-        presence = np.stack([text_present, image_present], axis=1)  # in graph_io.MODALITIES order
-        if PRESENCE in self.manifest.inputs:
-            feeds[PRESENCE] = presence
-        elif not presence.all():
-            raise ValueError(f"model {self.manifest.model_name!r} has no presence input; give every sample both text and image")
-        return feeds
+        return raw_feeds(self.manifest, self.tokenizer(texts), images)  # the feeds Session.predict builds
 
     def __call__(self, requests: Sequence[Request]) -> list[Any]:
         """One answer per request, in order."""
