@@ -12,20 +12,8 @@ pytest.importorskip("onnxruntime")
 av = pytest.importorskip("av", reason="PyAV is the [video] extra")
 import fusionrt  # noqa: E402
 from fusionrt.bundle import BundleError, FrameSamplingSpec, read_manifest  # noqa: E402
+from clips import write_clip  # noqa: E402
 from tiny_bundles import tiny_bundle  # noqa: E402
-
-
-def write_clip(path, frames: np.ndarray) -> None:
-    """Encode RGB ``frames`` (n, H, W, 3) as a clip."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def training_image(path, mode: str, num: int, size) -> np.ndarray:

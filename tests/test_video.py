@@ -11,20 +11,7 @@ import pytest
 from fusionrt.video import FrameSampling, average_frames, clip_image, decode_clip_frames
 
 av = pytest.importorskip("av", reason="PyAV is the [video] extra")
-
-
-def write_clip(path: Path, values: list[int], size: tuple[int, int], codec: str = "mpeg4") -> None:
-    """A clip whose frame i is a flat grey of ``values[i]`` (flat frames survive lossy codecs closely)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for v in values:
-            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), v, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+from clips import flat_frames, write_clip  # noqa: E402
 
 
 def reference_frames(path: Path, size: tuple[int, int]) -> list[np.ndarray]:
@@ -39,7 +26,7 @@ def reference_frames(path: Path, size: tuple[int, int]) -> list[np.ndarray]:
 def test_sampled_frames_are_the_rules_frames(tmp_path, rng, total, mode, num):
     values = [int(v) for v in rng.integers(16, 240, total)]
     path = tmp_path / "clip.mp4"
-    write_clip(path, values, (24, 32))
+    write_clip(path, flat_frames(values, (24, 32)))
     sampling = FrameSampling(mode, num, (12, 20))
     frames = decode_clip_frames(path, sampling)
     all_frames = reference_frames(path, sampling.size)
@@ -80,7 +67,7 @@ def test_bad_clips_and_settings_say_what_was_expected(tmp_path):
 
 def test_without_pyav_the_error_names_the_extra(tmp_path, monkeypatch):
     path = tmp_path / "clip.mp4"
-    write_clip(path, [50, 60], (8, 8))
+    write_clip(path, flat_frames([50, 60], (8, 8)))
     monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
     with pytest.raises(ImportError, match=r"pip install fusionrt\[video\]"):
         clip_image(path, FrameSampling(size=(8, 8)))

@@ -5,10 +5,10 @@ import pickle
 import re
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from clips import flat_frames, write_clip  # tests/ is on sys.path, as for tiny_bundles
 from training.data.csd import (
     ComputationalSequence,
     VideoSequence,
@@ -66,19 +66,7 @@ def make_root(root: Path, text: bool = True, frames: bool = True) -> Path:
     return root
 
 
-def write_clip(path: Path, values: list[int], size: tuple[int, int] = (24, 32)) -> None:
-    """Encode a tiny clip whose frame i is a flat grey of values[i]."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for v in values:
-            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), v, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+CLIP_SIZE = (24, 32)  # height, width of the clips the frame tests write
 
 
 # -- the real CMU-MOSI labels and folds --------------------------------------------------------------
@@ -262,7 +250,7 @@ def test_root_without_any_requested_modality_is_a_layout_error(tmp_path):
 
 def test_clip_decoding_middle_and_uniform(tmp_path):
     clip = tmp_path / "clip.mp4"
-    write_clip(clip, [0, 30, 60, 90, 120, 150, 180, 210, 240])
+    write_clip(clip, flat_frames([0, 30, 60, 90, 120, 150, 180, 210, 240], CLIP_SIZE))
     middle = decode_clip_frames(clip, FrameSampling("middle", 1, (8, 10)))
     assert middle.shape == (1, 8, 10, 3) and middle.dtype == np.uint8
     assert abs(int(middle[0, 4, 5, 0]) - 120) <= 6  # frame 4 of 9 (lossy codec)
@@ -273,7 +261,7 @@ def test_clip_decoding_middle_and_uniform(tmp_path):
 def test_clip_index_decode_and_cache_hit(tmp_path):
     root = make_root(tmp_path / "root", frames=False)
     clip = root / "Video" / "Segmented" / "vidA_2.mp4"
-    write_clip(clip, [40, 80, 120, 160])
+    write_clip(clip, flat_frames([40, 80, 120, 160], CLIP_SIZE))
     sample = build_index(root)["train"][1]
     assert sample.image.kind == "video" and sample.image.paths == (clip,)
     sampling = FrameSampling("uniform", 2, (6, 6))
