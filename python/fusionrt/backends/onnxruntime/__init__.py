@@ -53,11 +53,7 @@ class OnnxRuntimeType(BackendType):
 
         if options.execution == "branches":
             check_splittable(manifest.strategy)
-        from ...weights import check_graph_data
-
-        variant = manifest.variants[options.precision]
-        check_graph_data(root, variant.onnxruntime_file, variant.weights)  # before ORT follows its external data
-        model = root / variant.onnxruntime_file
+        model = root / manifest.variants[options.precision].onnxruntime_file
         execution = options.execution
         if execution == "auto":
             execution = recorded_mode(root, options) or "sequential"

@@ -36,23 +36,11 @@ from ..._optional import require
 from ...bundle import Manifest
 from ...feeds import random_feeds
 from ...graph_io import IMAGE, MODALITIES, PRESENCE, TEXT
-from .backend import ort, physical_cores, provider_for, session_options
+from .backend import physical_cores
+from .branched import _Part
 from .branches import SKIPPABLE, split_graph
 
 log = logging.getLogger("fusionrt")
-
-
-class _Part:
-    """One part of the split graph as an ``InferenceSession`` reading only its own inputs."""
-
-    def __init__(self, graph: Any, threads: int, device: str, spinning: bool = True) -> None:
-        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads, spinning=spinning),
-                                            providers=[provider_for(device)])
-        self.inputs = tuple(i.name for i in self.session.get_inputs())
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-        return dict(zip(self.outputs, self.session.run(self.outputs, {n: feeds[n] for n in self.inputs})))
 
 
 @dataclass(frozen=True)
@@ -106,15 +94,15 @@ class OnnxRuntimeAbsentPath:
         onnx = require("onnx")
         graphs = split_graph(onnx.load(str(self.model)), self.manifest.strategy, branch_outputs=True)
         present_graph, absent_graph = (graphs.image, graphs.text) if absent == TEXT else (graphs.text, graphs.image)
-        rows = self._absent_rows(_Part(absent_graph, self.threads, self.device), absent)
+        rows = self._absent_rows(_Part(absent_graph, self.threads, self.device, spinning=True), absent)
         if rows is None:
             log.info("fusionrt: %s's %s branch reads absent samples' inputs; it runs whole when %s is absent",
                      self.model, absent, absent)
             return None
         # The head is a few small ops: one thread, no pool whose spinning would take the cores from the
         # present branch's threads (or from the next call's branch) on a small machine.
-        head = _Part(graphs.head, 1, self.device, spinning=False)
-        return _Plan(_Part(present_graph, self.threads, self.device), head, rows)
+        head = _Part(graphs.head, 1, self.device)
+        return _Plan(_Part(present_graph, self.threads, self.device, spinning=True), head, rows)
 
     def _absent_rows(self, branch: _Part, absent: str) -> dict[str, np.ndarray] | None:
         """The absent branch's output row for an absent sample, or None when it is not one row for all."""

@@ -76,6 +76,14 @@ def session_options(intra_threads: int, parallel: bool = False, spinning: bool =
     return options
 
 
+def check_graph(model: Path, manifest: Manifest) -> None:
+    """Refuses ``model`` (a variant's ONNX file in its bundle) unless its external data stays in its
+    variant's weights file (:func:`~fusionrt.weights.check_graph_data`): whoever opens the graph (a
+    Session in any execution mode, the execution calibration) calls this before following that data."""
+    variant = next((v for v in manifest.variants.values() if v.onnxruntime_file == model.name), None)
+    check_graph_data(model.parent, model.name, variant.weights if variant else None)
+
+
 class OnnxRuntimeBackend:
     """Runs one ONNX file of a bundle with ONNX Runtime, sequentially or with ORT_PARALLEL (``execution``)."""
 
@@ -93,10 +101,7 @@ class OnnxRuntimeBackend:
         self.device = device
         self.execution = execution
         self.threads = cores
-        # Whoever opens the graph (a Session, the execution calibration), its external data must stay in
-        # its variant's weights file: checked before ONNX Runtime follows it.
-        variant = next((v for v in manifest.variants.values() if v.onnxruntime_file == model.name), None)
-        check_graph_data(model.parent, model.name, variant.weights if variant else None)
+        check_graph(model, manifest)
         self._session = ort.InferenceSession(str(model), options, providers=[provider_for(device)])
         self.output_names = tuple(o.name for o in self._session.get_outputs())
         graph_inputs = [i.name for i in self._session.get_inputs()]

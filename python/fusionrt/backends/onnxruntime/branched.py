@@ -27,7 +27,7 @@ import numpy as np
 
 from ..._optional import require
 from ...bundle import BundleError, Manifest
-from .backend import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
+from .backend import OnnxRuntimeBackend, check_graph, ort, physical_cores, provider_for, session_options
 from .branches import split_graph
 
 
@@ -58,9 +58,11 @@ def branch_threads(threads: int, costs: tuple[float, float] | None = None) -> tu
 class _Part:
     """One part of the split graph as an ``InferenceSession``, with its input and output names resolved."""
 
-    def __init__(self, graph: Any, threads: int, device: str) -> None:
+    def __init__(self, graph: Any, threads: int, device: str, spinning: bool = False) -> None:
+        """``spinning`` False (sessions that share the cores with another running part): see
+        :func:`~.backend.session_options`."""
         self.threads = threads
-        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads, spinning=False),
+        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads, spinning=spinning),
                                             providers=[provider_for(device)])
         self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -86,6 +88,7 @@ class BranchedOnnxRuntimeBackend:
         """``split``: the (text, image) branch sessions' intra-op threads, as :func:`branch_threads`
         makes them from the branches' costs (``choose_execution`` records it); None splits evenly."""
         onnx = require("onnx")
+        check_graph(model, manifest)
         graphs = split_graph(onnx.load(str(model)), manifest.strategy)
         self.device = device
         self.threads = threads or physical_cores()
