@@ -1,6 +1,8 @@
 // fusionrt._C.EngineRunner: the TensorRT engine runtime (csrc/tensorrt/runtime/EngineRunner.h) for
 // Python. Inputs are numpy arrays, DLPack producers (torch, JAX, ...) or __cuda_array_interface__
 // producers (CuPy, Numba), on the host or on the runner's GPU; outputs come back as numpy arrays.
+// run_images makes the image input on the GPU from decoded uint8 frames (the image pre-processing op
+// writing straight into the engine's input buffer).
 // Only built with TensorRT (and compiled against every TensorRT header set by `make trt-check`).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -15,9 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "image_args.h"
+#include "kernels/cuda/cuda_check.h"
 #include "ops.h"
+#include "ops/image_preprocess_op.h"
 #include "tensor_view.h"
+#include "tensorrt/runtime/DeviceScope.h"
 #include "tensorrt/runtime/EngineRunner.h"
+#include "tensorrt/runtime/StagedBuffer.h"
 
 namespace py = pybind11;
 
@@ -99,6 +106,101 @@ py::dict tensor_dict(const trt::EngineTensor& tensor) {
   return d;
 }
 
+// A batch of decoded frames on its way into an engine's float32 image input, written on the GPU: the
+// frames are copied once into one pinned (Jetson: mapped) staging buffer and cross to the device in
+// one upload, as uint8; the pre-processing kernel then writes each into its slot of the engine's own
+// input buffer, all on the runner's stream, so the float image never exists on the host and the engine
+// reads it without another copy. An absent frame (None) leaves its slot zero, as the host path does.
+class ImageBatch {
+ public:
+  // Views and checks the frames (GIL held): numpy-convertible, copied densely where they are not.
+  ImageBatch(const py::list& images, const ImageNormalization& norm, int64_t height, int64_t width)
+      : mNorm(norm) {
+    const int64_t batch = static_cast<int64_t>(images.size());
+    mShape = norm.nchw ? trt::Shape{batch, 3, height, width} : trt::Shape{batch, height, width, 3};
+    for (size_t i = 0; i < images.size(); ++i) {
+      if (images[i].is_none()) {
+        mFrames.emplace_back();
+        continue;
+      }
+      const std::string name = "images[" + std::to_string(i) + "]";
+      // Dense, so each frame is one memcpy into the staging buffer (a strided one is copied anyway).
+      py::object dense = py::array::ensure(images[i], py::array::c_style);
+      if (!dense) throw py::type_error(name + " is " + std::string(py::str(py::type::of(images[i]))) +
+                                       ", expected a uint8 (height, width, 3) array or None");
+      Frame frame;
+      frame.present = true;
+      frame.view = view_array(dense, name, 0, frame.type);
+      frame.bytes = static_cast<size_t>(trt::volume(frame.view.shape));
+      mFrames.push_back(std::move(frame));
+    }
+  }
+
+  const trt::Shape& shape() const { return mShape; }
+
+  // Stages, uploads and pre-processes the frames into `input`'s buffer (GIL released, runner locked).
+  // Every frame is checked (ImagePreprocessCall) before anything is copied or launched.
+  void write(trt::EngineRunner& runner, trt::StagedBuffer& staging, const std::string& input) const {
+    auto* const slots = static_cast<char*>(runner.inputBuffer(input, trt::TensorType::kFloat32, mShape));
+    const size_t slot_bytes = trt::tensorBytes(trt::TensorType::kFloat32, trt::Shape(mShape.begin() + 1, mShape.end()));
+    trt::DeviceScope scope(runner.device());
+    size_t total = 0;
+    for (const Frame& frame : mFrames) total += frame.bytes;
+    staging.reserve(total);
+    const Device gpu{DeviceKind::kCUDA, runner.device()};
+    std::vector<ImagePreprocessCall> calls;
+    size_t offset = 0;
+    for (size_t i = 0; i < mFrames.size(); ++i) {
+      const Frame& frame = mFrames[i];
+      if (!frame.present) continue;
+      ArrayArg source = frame.view;
+      source.data = static_cast<char*>(staging.device()) + offset;
+      source.device = gpu;
+      calls.emplace_back(source, is_uint8(frame.type), slot(slots + i * slot_bytes, input, i, gpu), mNorm);
+      offset += frame.bytes;
+    }
+    offset = 0;
+    for (const Frame& frame : mFrames) {
+      if (frame.bytes > 0) std::memcpy(static_cast<char*>(staging.host()) + offset, frame.view.data, frame.bytes);
+      offset += frame.bytes;
+    }
+    cudaStream_t const stream = runner.stream();
+    staging.upload(total, stream);
+    size_t next = 0;
+    for (size_t i = 0; i < mFrames.size(); ++i) {
+      if (mFrames[i].present) {
+        calls[next++].run(reinterpret_cast<intptr_t>(stream));
+      } else {
+        throw_on_cuda_error(cudaMemsetAsync(slots + i * slot_bytes, 0, slot_bytes, stream), "cudaMemsetAsync");
+      }
+    }
+  }
+
+ private:
+  struct Frame {
+    bool present = false;  // false: None, a zero slot
+    ArrayView view;
+    dlpack::DataType type{};
+    size_t bytes = 0;
+  };
+
+  // Sample i's slot of the engine's input buffer, as the op's output.
+  TensorArg slot(char* data, const std::string& input, size_t i, const Device& gpu) const {
+    TensorArg out;
+    out.name = "input '" + input + "'[" + std::to_string(i) + "]";
+    out.data = data;
+    out.device = gpu;
+    out.dtype = DType::kFloat32;
+    out.shape.assign(mShape.begin() + 1, mShape.end());
+    out.strides = {out.shape[1] * out.shape[2], out.shape[2], 1};
+    return out;
+  }
+
+  ImageNormalization mNorm;
+  trt::Shape mShape;
+  std::vector<Frame> mFrames;
+};
+
 // The runner and the lock that serialises its runs: one execution context runs one request at a time.
 class PyEngineRunner {
  public:
@@ -106,20 +208,68 @@ class PyEngineRunner {
     const std::vector<char> plan = read_plan(engine);
     py::gil_scoped_release release;  // deserialising a large engine takes a while
     mRunner = std::make_unique<trt::EngineRunner>(plan.data(), plan.size(), trt::EngineRunner::Options{device, cuda_graphs});
+    mFrames = std::make_unique<trt::StagedBuffer>(mRunner->mapped());
   }
 
   const trt::EngineRunner& runner() const { return *mRunner; }
 
   py::dict run(const py::dict& feeds) {
+    Inputs inputs = view_inputs(feeds, "");
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mMutex);
+    return outputs_of(mRunner->run(inputs.tensors));
+  }
+
+  py::dict run_images(const py::dict& feeds, const std::string& input, const py::list& images,
+                      const std::vector<float>& mean, const std::vector<float>& std, const std::string& layout,
+                      const std::string& channel_order, int64_t height, int64_t width) {
+    if (feeds.contains(input)) {
+      throw py::value_error("feeds hold input '" + input + "', which run_images makes from `images`; leave it out");
+    }
+    const ImageBatch batch(images, image_normalization(mean, std, layout, channel_order), height, width);
+    Inputs inputs = view_inputs(feeds, input);
+    for (size_t i = 0; i < inputs.tensors.size(); ++i) {
+      if (mRunner->inputs()[i].name == input) {
+        inputs.tensors[i] = trt::InputTensor{nullptr, trt::InputSource::kBuffer, trt::TensorType::kFloat32, batch.shape()};
+      }
+    }
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mMutex);
+    try {
+      batch.write(*mRunner, *mFrames, input);
+      return outputs_of(mRunner->run(inputs.tensors));
+    } catch (...) {
+      // Copies and kernels queued before the failure still read the staging buffer, which the next
+      // call refills; let them finish first.
+      cudaStreamSynchronize(mRunner->stream());
+      throw;
+    }
+  }
+
+ private:
+  struct Inputs {
+    std::vector<ArrayView> views;  // keep the producers' buffers alive until the run is over
+    std::vector<trt::InputTensor> tensors;  // in the engine's input order
+  };
+
+  // Views `feeds` as the engine's inputs (GIL held); `made_here` names an input the caller provides
+  // itself (its entry is left default), or is empty.
+  Inputs view_inputs(const py::dict& feeds, const std::string& made_here) const {
     const auto& tensors = mRunner->inputs();
     for (const auto& item : feeds) {
       const std::string name = py::str(item.first);
       const bool known = std::any_of(tensors.begin(), tensors.end(), [&](const auto& t) { return t.name == name; });
       if (!known) throw py::value_error("unknown input '" + name + "'; the engine takes " + input_names());
     }
-    std::vector<ArrayView> views;  // keep the producers' buffers alive until the run is over
-    std::vector<trt::InputTensor> inputs;
+    if (!made_here.empty() && std::none_of(tensors.begin(), tensors.end(), [&](const auto& t) { return t.name == made_here; })) {
+      throw py::value_error("unknown input '" + made_here + "'; the engine takes " + input_names());
+    }
+    Inputs inputs;
     for (const auto& tensor : tensors) {
+      if (tensor.name == made_here) {
+        inputs.tensors.emplace_back();
+        continue;
+      }
       if (!feeds.contains(tensor.name)) {
         throw py::value_error("missing input '" + tensor.name + "'; the engine takes " + input_names());
       }
@@ -136,16 +286,18 @@ class PyEngineRunner {
       if (!is_dense(view)) {
         throw py::value_error(view.name + " is not contiguous; pass a contiguous tensor (e.g. x.contiguous())");
       }
-      inputs.push_back(trt::InputTensor{view.data, on_device, tensor_type_of(type, view.name), view.shape});
-      views.push_back(std::move(view));
+      const auto source = on_device ? trt::InputSource::kDevice : trt::InputSource::kHost;
+      inputs.tensors.push_back(trt::InputTensor{view.data, source, tensor_type_of(type, view.name), view.shape});
+      inputs.views.push_back(std::move(view));
     }
+    return inputs;
+  }
 
-    py::dict result;
-    py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(mMutex);
-    const std::vector<trt::OutputTensor> outputs = mRunner->run(inputs);
-    // The outputs live in the runner's buffers until its next run: copy them out under the lock.
+  // The outputs live in the runner's buffers until its next run: copied out under the lock (which the
+  // caller holds, GIL released).
+  py::dict outputs_of(const std::vector<trt::OutputTensor>& outputs) const {
     py::gil_scoped_acquire acquire;
+    py::dict result;
     for (size_t j = 0; j < outputs.size(); ++j) {
       const std::string& name = mRunner->outputs()[j].name;
       py::array array(numpy_dtype_of(outputs[j].type, name), std::vector<py::ssize_t>(outputs[j].shape.begin(), outputs[j].shape.end()));
@@ -155,7 +307,6 @@ class PyEngineRunner {
     return result;
   }
 
- private:
   std::string input_names() const {
     std::string names;
     for (const auto& tensor : mRunner->inputs()) names += (names.empty() ? "'" : ", '") + tensor.name + "'";
@@ -163,6 +314,7 @@ class PyEngineRunner {
   }
 
   std::unique_ptr<trt::EngineRunner> mRunner;
+  std::unique_ptr<trt::StagedBuffer> mFrames;  // run_images' uint8 frames on their way to the GPU
   std::mutex mMutex;
 };
 
@@ -182,6 +334,16 @@ void bind_engine_runner(py::module_& m) {
            "device; dtypes exactly the engine's) and returns {output name: numpy array}. Releases the GIL while "
            "the GPU works; calls from several threads run one after another. ValueError / TypeError for feeds "
            "that do not fit the engine, RuntimeError with TensorRT's message when a run fails.")
+      .def("run_images", &PyEngineRunner::run_images, py::arg("feeds"), py::arg("input"), py::arg("images"),
+           py::arg("mean"), py::arg("std"), py::arg("layout") = "NCHW", py::arg("channel_order") = "RGB",
+           py::arg("height"), py::arg("width"),
+           "Runs the engine as `run` does, with float32 input `input` made on the GPU from `images`: decoded "
+           "uint8 (height, width, 3 or 4) RGB(A) host arrays, or None for an absent sample (zeros). The frames "
+           "cross to the GPU once, as uint8, and the image pre-processing kernel (_C.preprocess_image's "
+           "arithmetic: resize to (height, width), mean / std, layout, channel_order) writes each into its slot "
+           "of the engine's own input buffer on the runner's stream; the engine (or its CUDA graph) then reads "
+           "it without another copy. `feeds` holds every other input. ValueError / TypeError for frames or "
+           "feeds that do not fit (nothing runs), RuntimeError when a run fails.")
       .def_property_readonly("inputs",
                              [](const PyEngineRunner& self) {
                                py::list list;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "image_args.h"
 #include "ops.h"
 #include "ops/image_preprocess_op.h"
 #include "tensor_view.h"
@@ -16,30 +17,14 @@ namespace py = pybind11;
 namespace fusionrt::bindings {
 namespace {
 
-void take_three(const std::vector<float>& values, const char* what, float* into) {
-  if (values.size() != 3) {
-    throw py::value_error(std::string(what) + " has " + std::to_string(values.size()) + " values, expected 3 (one per channel)");
-  }
-  for (int c = 0; c < 3; ++c) into[c] = values[c];
-}
-
 py::object preprocess_image(const py::object& image, const py::object& out, const std::vector<float>& mean,
                             const std::vector<float>& std, const std::string& layout, const std::string& channel_order,
                             intptr_t stream) {
-  ImageNormalization norm{};
-  take_three(mean, "mean", norm.mean);
-  take_three(std, "std", norm.std);
-  if (layout != "NCHW" && layout != "NHWC") throw py::value_error("layout is '" + layout + "', expected 'NCHW' or 'NHWC'");
-  if (channel_order != "RGB" && channel_order != "BGR") {
-    throw py::value_error("channel_order is '" + channel_order + "', expected 'RGB' or 'BGR'");
-  }
-  norm.nchw = layout == "NCHW";
-  norm.swap_rb = channel_order == "BGR";
+  const ImageNormalization norm = image_normalization(mean, std, layout, channel_order);
   dlpack::DataType type{};
   const ArrayView source = view_array(image, "image", stream, type);
   const TensorView output = view_tensor(out, "out", stream);
-  const bool is_uint8 = type.code == dlpack::kUInt && type.bits == 8 && type.lanes == 1;
-  ImagePreprocessCall call(source, is_uint8, output, norm);
+  ImagePreprocessCall call(source, is_uint8(type), output, norm);
   {
     py::gil_scoped_release release;
     call.run(stream);

@@ -3,7 +3,9 @@
 // kernel from the CPU: what makes batch-1 latency on Jetson's slower cores small.
 //
 // A graph bakes in the tensor addresses and shapes bound when it was captured, so the owner clears
-// the cache whenever an I/O buffer moves. Some engines cannot be captured (e.g. ones that
+// the cache whenever an I/O buffer moves. It covers the engine's enqueue alone: what the owner queues
+// on the stream before the replay (input uploads, image pre-processing into an input buffer) runs
+// eagerly, in stream order, and may differ per call; only the addresses must stay the same. Some engines cannot be captured (e.g. ones that
 // synchronise inside enqueue); a signature whose capture failed is remembered and runs uncaptured.
 #pragma once
 

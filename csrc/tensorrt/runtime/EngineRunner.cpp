@@ -1,11 +1,13 @@
 #include "tensorrt/runtime/EngineRunner.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
 #include "kernels/cuda/cuda_check.h"
 #include "tensorrt/logging.h"
 #include "tensorrt/plugin_registry.h"
+#include "tensorrt/runtime/DeviceScope.h"
 #include "tensorrt/runtime/EngineLogger.h"
 
 namespace fusionrt::trt {
@@ -26,21 +28,6 @@ static_assert(static_cast<int32_t>(nvinfer1::DataType::kINT4) == static_cast<int
 static_assert(static_cast<int32_t>(nvinfer1::DataType::kFP4) == static_cast<int32_t>(TensorType::kFP4));
 static_assert(static_cast<int32_t>(nvinfer1::DataType::kE8M0) == static_cast<int32_t>(TensorType::kE8M0));
 #endif
-
-// Makes `device` current for the scope: the thread calling a runner may have another one current.
-class DeviceScope {
- public:
-  explicit DeviceScope(int32_t device) {
-    throw_on_cuda_error(cudaGetDevice(&mPrevious), "cudaGetDevice");
-    if (device != mPrevious) throw_on_cuda_error(cudaSetDevice(device), "cudaSetDevice");
-  }
-  DeviceScope(DeviceScope const&) = delete;
-  DeviceScope& operator=(DeviceScope const&) = delete;
-  ~DeviceScope() { cudaSetDevice(mPrevious); }
-
- private:
-  int mPrevious = 0;
-};
 
 Shape fromDims(nvinfer1::Dims const& dims) { return Shape(dims.d, dims.d + dims.nbDims); }
 
@@ -106,6 +93,7 @@ void EngineRunner::readTensors() {
       tensor.max = fromDims(mEngine->getProfileShape(name, 0, nvinfer1::OptProfileSelector::kMAX));
       mInputs.push_back(std::move(tensor));
       mInputBuffers.emplace_back(mMapped);
+      mWrittenShapes.emplace_back();
     } else {
       mOutputs.push_back(std::move(tensor));
       mOutputBuffers.emplace_back(mMapped);
@@ -115,7 +103,28 @@ void EngineRunner::readTensors() {
   for (size_t j = 0; j < mOutputs.size(); ++j) mResults[j].type = mOutputs[j].type;
 }
 
-std::string EngineRunner::setShapes(std::vector<InputTensor> const& inputs) {
+void EngineRunner::checkInput(EngineTensor const& tensor, TensorType type, Shape const& shape) const {
+  if (type != tensor.type) {
+    throw std::invalid_argument("input '" + tensor.name + "' is " + tensorTypeName(type) + ", expected " +
+                                tensorTypeName(tensor.type) + " (the engine's type)");
+  }
+  checkProfileShape(tensor.name, shape, tensor.min, tensor.max);
+}
+
+void* EngineRunner::inputBuffer(std::string const& name, TensorType type, Shape const& shape) {
+  auto const found = std::find_if(mInputs.begin(), mInputs.end(), [&](EngineTensor const& t) { return t.name == name; });
+  if (found == mInputs.end()) throw std::invalid_argument("the engine has no input '" + name + "'");
+  size_t const i = static_cast<size_t>(found - mInputs.begin());
+  checkInput(*found, type, shape);
+  DeviceScope scope(mDevice);
+  // A graph captured with the old address would read freed memory.
+  if (mInputBuffers[i].reserve(tensorBytes(type, shape))) mGraphs.clear();
+  mWrittenShapes[i] = shape;
+  return mInputBuffers[i].device();
+}
+
+std::string EngineRunner::setShapes(std::vector<InputTensor> const& inputs,
+                                    std::vector<std::optional<Shape>> const& written) {
   if (inputs.size() != mInputs.size()) {
     std::string names;
     for (auto const& tensor : mInputs) names += (names.empty() ? "'" : ", '") + tensor.name + "'";
@@ -125,11 +134,13 @@ std::string EngineRunner::setShapes(std::vector<InputTensor> const& inputs) {
   std::vector<Shape> shapes;
   for (size_t i = 0; i < inputs.size(); ++i) {
     EngineTensor const& tensor = mInputs[i];
-    if (inputs[i].type != tensor.type) {
-      throw std::invalid_argument("input '" + tensor.name + "' is " + tensorTypeName(inputs[i].type) + ", expected " +
-                                  tensorTypeName(tensor.type) + " (the engine's type)");
+    checkInput(tensor, inputs[i].type, inputs[i].shape);
+    if (inputs[i].source == InputSource::kBuffer && written[i] != inputs[i].shape) {
+      throw std::invalid_argument("input '" + tensor.name + "' is marked as written into its buffer with shape " +
+                                  shapeString(inputs[i].shape) + ", but inputBuffer() " +
+                                  (written[i] ? "prepared it for " + shapeString(*written[i])
+                                              : std::string("was not called for it since the last run")));
     }
-    checkProfileShape(tensor.name, inputs[i].shape, tensor.min, tensor.max);
     if (!mContext->setInputShape(tensor.name.c_str(), toDims(tensor.name, inputs[i].shape))) {
       LoggedErrors::raise("setInputShape('" + tensor.name + "', " + shapeString(inputs[i].shape) + ") failed");
     }
@@ -150,14 +161,18 @@ bool EngineRunner::bindInputs(std::vector<InputTensor> const& inputs) {
     InputTensor const& input = inputs[i];
     size_t const bytes = tensorBytes(input.type, input.shape);
     void* address = nullptr;
-    if (input.onDevice && !mCudaGraphs && bytes > 0) {
+    if (input.source == InputSource::kBuffer) {
+      // Written by the caller on mStream, which orders it before the engine reads it; a graph
+      // captured for these shapes baked in this same address.
+      address = mInputBuffers[i].device();
+    } else if (input.source == InputSource::kDevice && !mCudaGraphs && bytes > 0) {
       // Zero copy: the engine reads the caller's device memory. A graph would bake this address in,
       // so graph mode copies into the runner's own buffer instead.
       address = const_cast<void*>(input.data);
     } else {
       StagedBuffer& buffer = mInputBuffers[i];
       moved = buffer.reserve(bytes) || moved;
-      if (input.onDevice) {
+      if (input.source == InputSource::kDevice) {
         throw_on_cuda_error(cudaMemcpyAsync(buffer.device(), input.data, bytes, cudaMemcpyDeviceToDevice, mStream),
                             "cudaMemcpyAsync(D2D)");
       } else if (bytes > 0) {
@@ -195,7 +210,10 @@ void EngineRunner::execute(std::string const& signature) {
 std::vector<OutputTensor> EngineRunner::run(std::vector<InputTensor> const& inputs) {
   LoggedErrors errors;
   DeviceScope scope(mDevice);
-  std::string const signature = setShapes(inputs);
+  // What a caller wrote into an input buffer is for this run alone, whether it succeeds or not.
+  std::vector<std::optional<Shape>> written(mInputs.size());
+  written.swap(mWrittenShapes);
+  std::string const signature = setShapes(inputs, written);
   bool const inputsMoved = bindInputs(inputs);
   bool const outputsMoved = bindOutputs();
   if (inputsMoved || outputsMoved) mGraphs.clear();

@@ -2,8 +2,10 @@
 // tensors by name, enqueueV3 on a stream it owns, optionally replay CUDA graphs per input shapes.
 //
 // Buffers are allocated once per shape and reused: every I/O tensor owns a StagedBuffer that only
-// grows. Inputs come as host or device pointers; outputs come back in host memory owned by the
-// runner. One run at a time: callers serialise (the Python binding holds a mutex).
+// grows. Inputs come as host or device pointers, or are written by the caller straight into the
+// runner's own device buffer (inputBuffer(): e.g. image pre-processing on the GPU, so a frame crosses
+// to the device once, as uint8); outputs come back in host memory owned by the runner. One run at a
+// time: callers serialise (the Python binding holds a mutex).
 //
 // Errors are exceptions: std::invalid_argument for inputs that do not fit the engine (names, types,
 // shapes), std::runtime_error carrying TensorRT's logged message when TensorRT or CUDA fails.
@@ -14,6 +16,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,9 +34,15 @@ struct EngineTensor {
   Shape min, max;  // inputs: the range optimisation profile 0 accepts
 };
 
+enum class InputSource {
+  kHost,    // `data` is host memory, copied into the runner's buffer
+  kDevice,  // `data` is memory on the runner's device, bound as it is (copied in CUDA-graph mode)
+  kBuffer,  // already written into inputBuffer(name, type, shape) on stream(); `data` unused
+};
+
 struct InputTensor {
   void const* data = nullptr;  // dense, row-major
-  bool onDevice = false;       // a pointer on the runner's device, else host memory
+  InputSource source = InputSource::kHost;
   TensorType type = TensorType::kFloat32;
   Shape shape;
 };
@@ -66,13 +75,22 @@ class EngineRunner {
   // The stream every run is enqueued on; device inputs are read on it.
   cudaStream_t stream() const noexcept { return mStream; }
 
+  // The runner's own device buffer for input `name`, made to hold a dense `shape` of `type` (both
+  // checked against the engine, as run() checks them), for a caller that writes the input itself,
+  // asynchronously on stream(), and then passes it to run() as InputSource::kBuffer with the same
+  // shape. It is the address the engine (and any CUDA graph captured for it) binds, so nothing is
+  // copied between the caller's kernel and the engine (launch it with the runner's device current,
+  // DeviceScope.h). The write is for the next run() alone.
+  void* inputBuffer(std::string const& name, TensorType type, Shape const& shape);
+
   // Runs the engine on `inputs`, given in inputs() order, and waits for it. The outputs, in
   // outputs() order, point into the runner's host buffers until the next call.
   std::vector<OutputTensor> run(std::vector<InputTensor> const& inputs);
 
  private:
   void readTensors();
-  std::string setShapes(std::vector<InputTensor> const& inputs);
+  void checkInput(EngineTensor const& tensor, TensorType type, Shape const& shape) const;
+  std::string setShapes(std::vector<InputTensor> const& inputs, std::vector<std::optional<Shape>> const& written);
   bool bindInputs(std::vector<InputTensor> const& inputs);
   bool bindOutputs();
   void execute(std::string const& signature);
@@ -88,6 +106,8 @@ class EngineRunner {
   std::vector<EngineTensor> mInputs;
   std::vector<EngineTensor> mOutputs;
   std::vector<StagedBuffer> mInputBuffers;  // parallel to mInputs
+  // Parallel to mInputs: the shape inputBuffer() last prepared the buffer for, until a run reads it.
+  std::vector<std::optional<Shape>> mWrittenShapes;
   std::vector<StagedBuffer> mOutputBuffers;  // parallel to mOutputs
   std::vector<OutputTensor> mResults;  // parallel to mOutputs
   CudaGraphCache mGraphs;
