@@ -82,7 +82,7 @@ def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tu
         ((1, 3, 32, 32), [True])
     """
     _check_spec(spec)
-    if spec.interpolation != "bilinear":
+    if not fused(spec):
         return _preprocess_with_pil(images, spec)
     height, width = spec.size
     present = np.array([image is not None for image in images], dtype=bool)
@@ -95,6 +95,12 @@ def preprocess_images(images: Sequence[ImageLike | None], spec: ImageSpec) -> tu
     return batch, present
 
 
+def fused(spec: ImageSpec) -> bool:
+    """Whether the fused op (``_C.preprocess_image``, CPU and CUDA kernels) makes ``spec``'s images: bilinear
+    resizes (what bundles record); other interpolations resize with PIL, on the host."""
+    return spec.interpolation == "bilinear"
+
+
 def raw_feeds(manifest: Manifest, text: tuple[np.ndarray, np.ndarray, np.ndarray],
               images: Sequence[ImageLike | None]) -> dict[str, np.ndarray]:
     """Graph feeds of a raw batch: ``text`` tokenized (ids, mask, present per sample: what
@@ -103,9 +109,23 @@ def raw_feeds(manifest: Manifest, text: tuple[np.ndarray, np.ndarray, np.ndarray
     Raises:
         ValueError: a sample lacks a modality and the model has no presence input to say so.
     """
-    ids, mask, text_present = text
     pixels, image_present = preprocess_images(images, manifest.image)
-    feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask, PIXELS: pixels}
+    return {PIXELS: pixels, **feeds_besides_image(manifest, text, image_present)}
+
+
+def feeds_besides_image(manifest: Manifest, text: tuple[np.ndarray, np.ndarray, np.ndarray],
+                        image_present: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`raw_feeds` without the image input, for a backend that makes that one on its device from the
+    decoded frames (:meth:`~fusionrt.backends.base.RunsImages.run_images`); ``image_present`` (bool,
+    per sample) says which samples have an image.
+
+    Example:
+        >>> feeds = feeds_besides_image(manifest, tokenizer(["good"]), np.array([True]))  # doctest: +SKIP
+        >>> sorted(feeds)  # doctest: +SKIP
+        ['attention_mask', 'input_ids', 'presence']
+    """
+    ids, mask, text_present = text
+    feeds = {INPUT_IDS: ids, ATTENTION_MASK: mask}
     presence = np.stack([text_present, image_present], axis=1)  # in graph_io.MODALITIES order
     if PRESENCE in manifest.inputs:
         feeds[PRESENCE] = presence

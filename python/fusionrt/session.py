@@ -29,7 +29,7 @@ from .feeds import FeedChecker
 from .graph_io import (
     IMAGE, INPUT_IDS, LOGITS, PRESENCE, SCORE, TEXT, output_name,
 )
-from .preprocessing import ImageLike, TextTokenizer, raw_feeds
+from .preprocessing import ImageLike, TextTokenizer, feeds_besides_image, raw_feeds, rgb_array
 
 log = logging.getLogger("fusionrt")
 
@@ -205,9 +205,23 @@ class Session:
         texts, images, single = _as_batch(text, image)
         if not texts:
             return []
-        predictions = _predictions(self.run(raw_feeds(self.manifest, self._text_feeds(texts), images)))
+        predictions = _predictions(self._run_raw(self._text_feeds(texts), images))
         return predictions[0] if single else predictions
 
+    def _run_raw(self, text: tuple[np.ndarray, np.ndarray, np.ndarray], images: list[Any]) -> dict[str, np.ndarray]:
+        """The graph's outputs for tokenized ``text`` and raw ``images`` (None: absent). A backend that makes
+        the image input on its device (:class:`~fusionrt.backends.base.RunsImages`: TensorRT pre-processes
+        on the GPU) gets the decoded uint8 frames; otherwise, and for a batch the absent-modality path takes
+        (it runs host feeds), the images are pre-processed here, on the host."""
+        run_images = getattr(self._backend, "run_images", None)
+        if run_images is not None:
+            images = [None if image is None else rgb_array(image) for image in images]  # decoded once
+            feeds = feeds_besides_image(self.manifest, text, np.array([i is not None for i in images], dtype=bool))
+            if self._absent_path is None or absent_modality(feeds.get(PRESENCE)) is None:
+                # Names, dtypes and shapes are the tokenizer's by construction; the ids must still fit the vocabulary.
+                self._checker.values(feeds)
+                return run_images(feeds, images, self.manifest.image)
+        return self.run(raw_feeds(self.manifest, text, images))
 
     def _clip_images(self, video: Any) -> Any:
         """Each clip of ``video`` (a path or a list, None entries kept) as the image training made of it."""

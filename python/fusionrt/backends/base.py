@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from ..bundle import PRECISIONS, Manifest
+from ..bundle import PRECISIONS, ImageSpec, Manifest
 
 #: The runtimes ``fusionrt pack`` makes device copies for (the torch program is the training host's).
 PACK_TARGETS = ("tensorrt", "onnxruntime")
@@ -34,6 +34,22 @@ class Backend(Protocol):
 
     def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
         """Runs the graph on adopted, validated feeds; thread-safe."""
+
+
+class RunsImages(Protocol):
+    """What a backend that makes the graph's image input on its own device adds to :class:`Backend`.
+
+    :meth:`Session.predict <fusionrt.session.Session.predict>` hands such a backend the decoded frames
+    instead of the pre-processed float batch, so a frame crosses to the device once, as uint8; a backend
+    without ``run_images`` gets host feeds from :func:`fusionrt.preprocessing.raw_feeds`. The TensorRT
+    backend has it (the CUDA pre-processing kernel writes into the engine's input buffer).
+    """
+
+    def run_images(self, feeds: dict[str, np.ndarray], images: list[np.ndarray | None],
+                   spec: ImageSpec) -> dict[str, np.ndarray]:
+        """Runs the graph on ``feeds`` (every input but the image, validated) and the image input made
+        from ``images`` (decoded HWC uint8 RGB arrays; None: absent, zeros) as ``spec`` says: what
+        :func:`~fusionrt.preprocessing.preprocess_images` would give, within its 1/255; thread-safe."""
 
 
 class BackendType:

@@ -4,7 +4,10 @@ Opening builds the engine for the requested precision with
 :func:`~fusionrt.backends.tensorrt.engine_builder.build_engine` (a cache hit returns at once) and
 deserialises it on the GPU. ``run`` hands the feeds to the C++
 runtime as they are: numpy arrays, DLPack producers (torch tensors) and ``__cuda_array_interface__``
-producers (CuPy), on the host or on the engine's GPU, with no copy in Python.
+producers (CuPy), on the host or on the engine's GPU, with no copy in Python. ``run_images`` (what
+``Session.predict`` uses) takes decoded uint8 frames instead of the image input: each crosses to the GPU
+once, as uint8, and the CUDA pre-processing kernel writes it into the engine's own input buffer, as
+jetson-inference feeds its engines.
 
 What it needs, and why it cannot run without it, is :func:`fusionrt.backends.tensorrt.unavailable_reason`.
 
@@ -21,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from ... import _C
-from ...bundle import BundleError, Manifest
+from ...bundle import BundleError, ImageSpec, Manifest
+from ...graph_io import PIXELS
+from ...preprocessing import fused, preprocess_images
 from .engine_builder import build_engine
 
 # The engine's batch range. Batch 1 is what the edge runs, so the engine is tuned for it; 8 covers the
@@ -103,6 +108,22 @@ class TensorRTBackend:
     def run(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
         """Runs the engine (GIL released while the GPU works); returns every output as numpy."""
         return self._runner.run(feeds)
+
+    def run_images(self, feeds: dict[str, np.ndarray], images: list[np.ndarray | None],
+                   spec: ImageSpec) -> dict[str, np.ndarray]:
+        """Runs the engine with its image input made on the GPU from ``images`` (decoded HWC uint8 RGB
+        arrays, None for an absent sample) as ``spec`` says, and every other input from ``feeds``
+        (:class:`~fusionrt.backends.base.RunsImages`). Interpolations the fused op lacks are pre-processed
+        on the host (PIL) and run as :meth:`run` does.
+
+        Example:
+            >>> backend.run_images(feeds, [frame, None], manifest.image)["score"]  # doctest: +SKIP
+        """
+        if not fused(spec):
+            return self.run({**feeds, PIXELS: preprocess_images(images, spec)[0]})
+        height, width = spec.size
+        return self._runner.run_images(feeds, PIXELS, images, spec.mean, spec.std, layout=spec.layout,
+                                       channel_order=spec.channel_order, height=height, width=width)
 
 
 def open_engine(root: Path, manifest: Manifest, device: str, precision: str) -> TensorRTBackend:
