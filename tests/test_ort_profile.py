@@ -1,0 +1,87 @@
+"""bench/ort_profile.py: the GEMM work it counts from a graph's shapes, the int8 reference graph it times
+against, and the per-op-type profile, on small graphs whose answers are worked out here by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+ort = pytest.importorskip("onnxruntime")
+from bench import ort_profile  # noqa: E402
+
+helper = onnx.helper
+
+
+def _graph(tmp_path, rng, rows: int, width: int, channels: int, groups: int, quantized_weight: bool):
+    """x [1, rows, width] -> weight MatMul (x W, W [width, 2 width], behind a DequantizeLinear when
+    ``quantized_weight``) -> activation MatMul (y yᵀ); image [1, channels, 9, 9] -> grouped 3x3 Conv
+    (stride 2, pad 1, 2 channels out) -> Gemm with transB on the flattened conv."""
+    weight = rng.standard_normal((width, 2 * width)).astype(np.float32)
+    initializers = [onnx.numpy_helper.from_array(rng.standard_normal((channels * 2, channels // groups, 3, 3))
+                                                 .astype(np.float32), "conv_w"),
+                    onnx.numpy_helper.from_array(rng.standard_normal((5, channels * 2 * 25)).astype(np.float32), "fc_w")]
+    nodes = []
+    if quantized_weight:
+        initializers += [onnx.numpy_helper.from_array(np.clip(np.round(weight * 20), -127, 127).astype(np.int8), "w_q"),
+                         onnx.numpy_helper.from_array(np.float32(0.05), "w_scale")]
+        nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_scale"], ["w"], name="dq"))
+    else:
+        initializers.append(onnx.numpy_helper.from_array(weight, "w"))
+    nodes += [
+        helper.make_node("MatMul", ["x", "w"], ["y"], name="weight_matmul"),
+        helper.make_node("Transpose", ["y"], ["yt"], perm=[0, 2, 1], name="t"),
+        helper.make_node("MatMul", ["y", "yt"], ["scores"], name="activation_matmul"),
+        helper.make_node("Conv", ["image", "conv_w"], ["c"], group=groups, strides=[2, 2], pads=[1, 1, 1, 1],
+                         name="conv"),
+        helper.make_node("Flatten", ["c"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w"], ["logits"], transB=1, name="gemm"),
+    ]
+    inputs = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", rows, width]),
+              helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, ["batch", channels, 9, 9])]
+    outputs = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in ("scores", "logits")]
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, initializers),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "g.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("rows,width,channels,groups,quantized_weight",
+                         [(7, 16, 4, 1, False), (12, 24, 6, 3, True), (3, 8, 4, 4, False)])
+def test_gemm_work_from_shapes_and_reference_runs_it(tmp_path, rows, width, channels, groups, quantized_weight):
+    rng = np.random.default_rng(rows)
+    path = _graph(tmp_path, rng, rows, width, channels, groups, quantized_weight)
+    feeds = ort_profile.graph_feeds(path)
+    assert feeds["x"].shape == (1, rows, width) and feeds["image"].shape == (1, channels, 9, 9)
+    gemms = {g.kind: g for g in ort_profile.model_gemms(path, feeds)}
+    assert len(gemms) == 3  # the Gemm counts as a weight GEMM, beside the MatMul
+    weight = [g for g in ort_profile.model_gemms(path, feeds) if g.kind == "weight"]
+    out = 2 * channels  # conv output: 5 x 5 at stride 2, pad 1
+    assert sorted(g.ops for g in weight) == sorted([2 * rows * width * 2 * width, 2 * 5 * out * 25])
+    assert gemms["activation"].ops == 2 * rows * 2 * width * rows
+    assert gemms["conv"].ops == 2 * out * 25 * (channels // groups) * 9
+    assert (gemms["conv"].batch, gemms["conv"].n) == (groups, out // groups)
+
+    # The reference computes each GEMM in int8: MatMulInteger against numpy's integer product, and the
+    # convolution at its own output shape.
+    reference, reference_feeds = ort_profile.reference_graph(list(ort_profile.model_gemms(path, feeds)))
+    session = ort.InferenceSession(reference.SerializeToString(), providers=["CPUExecutionProvider"])
+    results = dict(zip([o.name for o in session.get_outputs()], session.run(None, reference_feeds)))
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in reference.graph.initializer}
+    for node in reference.graph.node:
+        a = reference_feeds[node.input[0]]
+        if node.op_type == "MatMulInteger":
+            expected = a.astype(np.int64) @ weights[node.input[1]].astype(np.int64)
+            np.testing.assert_array_equal(results[node.output[0]], expected)
+        else:
+            assert node.op_type == "QLinearConv" and results[node.output[0]].shape == (1, out, 5, 5)
+
+
+def test_op_type_times_count_the_kernels_ort_runs(tmp_path):
+    path = _graph(tmp_path, np.random.default_rng(0), 5, 8, 4, 2, False)
+    times = ort_profile.op_type_times(path, ort_profile.graph_feeds(path), threads=1, runs=3)
+    assert all(ms >= 0 for ms, _ in times.values())
+    # ORT may fuse the Transpose into the product (FusedMatMul); the Conv and the Gemm run once per run.
+    assert sum(n for op, (_, n) in times.items() if "MatMul" in op) == 2
+    assert times["Conv"][1] + times.get("FusedConv", (0, 0))[1] == 1
