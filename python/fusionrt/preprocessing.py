@@ -8,7 +8,9 @@ written into its slot of the float32 batch in the manifest's ``layout``. For ``b
 record) those steps are one fused op, ``fusionrt._C.preprocess_image`` (CPU and CUDA kernels in
 ``csrc/kernels/*/image_preprocess.*``): antialiased as PIL and torchvision's ``resize(antialias=True)``
 are, computed in float without PIL's intermediate 8-bit rounding, so within 1/255 of them. Other
-interpolations resize with PIL.
+interpolations resize with PIL. On a backend that makes the image input on its device (TensorRT:
+:class:`~fusionrt.backends.base.RunsImages`), ``Session.predict`` hands it the decoded frames instead, and
+the op's CUDA kernel writes them straight into the engine's input (:func:`feeds_besides_image` makes the rest).
 
 A missing sample (``None``) becomes zeros (text: zero ids, mask of ones) and a False entry in the returned presence vector, which
 the session passes as the ``presence`` input, so the model uses its learned placeholder instead.
