@@ -9,7 +9,7 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 import fusionrt  # noqa: E402
-from fusionrt.absent import absent_modality, open_absent_path  # noqa: E402
+from fusionrt.absent import absent_modality  # noqa: E402
 from fusionrt.backends.onnxruntime.branches import NotSplittableError, split_bundle, split_graph  # noqa: E402
 from fusionrt.graph_io import MODALITY_INPUTS  # noqa: E402
 from tiny_bundles import random_feeds, tiny_bundle  # noqa: E402
@@ -136,9 +136,3 @@ def test_absent_modality_reads_presence_columns():
     assert absent_modality(np.array([[True, False]] * 2)) == "image"
     assert absent_modality(np.array([[True, True], [False, True]])) is None
     assert absent_modality(np.array([[False, False]])) is None  # both absent: nothing to run alone
-
-
-def test_torch_backend_has_no_absent_path(tmp_path_factory):
-    pytest.importorskip("torch")
-    session = fusionrt.load(tiny_bundle(tmp_path_factory, "late"), backend="torch")
-    assert open_absent_path(session.path, session.manifest, "fp32", session._backend) is None
