@@ -2,7 +2,8 @@
 
 Exports each of the six study models with random weights at paper size (a BERT-base-size text encoder,
 MobileNetV2-1.0 or ViT-B/16 at 224 px, text length 64) and prints the fp32 weight bytes (the model's
-parameters and buffers), the bundle's bytes and their ratio, with each file's size. Sizes do not depend
+parameters and buffers), the bundle's bytes and their ratio, with each file's size and the bytes the
+int8 / fp16 graphs read from the fp32 weights file instead of storing again (format 4). Sizes do not depend
 on the weights' values or on how many samples calibrate int8, so a few random samples calibrate.
 
     .venv/bin/python bench/bundle_sizes.py --models late_mobilenetv2 early_mobilenetv2 --out /tmp/sizes
@@ -42,6 +43,22 @@ def bundle_bytes(path: Path) -> dict[str, int]:
     return {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file()}
 
 
+def shared_bytes(path: Path) -> int:
+    """Bytes the bundle's lower-precision graphs read from another precision's weights file (each range once
+    per precision): what format 3 stored again in each precision's own file."""
+    from fusionrt.bundle import read_manifest
+    from fusionrt.weights import graph_data_files
+
+    manifest = read_manifest(path, verify_hashes=False)
+    ranges: set[tuple[str, int, int]] = set()
+    for precision, variant in manifest.variants.items():
+        for graph in {variant.onnx, variant.plugins_onnx, variant.onnxruntime_onnx} & set(manifest.files):
+            if variant.shared_weights is not None:
+                found = graph_data_files(path / graph).get(variant.shared_weights, [])
+                ranges.update((precision, offset, length) for offset, length, _ in found)
+    return sum(length for _, _, length in ranges)
+
+
 def measure(name: str, out: Path, precisions: tuple[str, ...], extra: dict) -> dict:
     """Exports ``name`` at paper size to ``out / name`` and returns its sizes."""
     import torch
@@ -67,7 +84,8 @@ def measure(name: str, out: Path, precisions: tuple[str, ...], extra: dict) -> d
     files = bundle_bytes(out / name)
     weights = weight_bytes(model)
     return dict(model=name, precisions=list(precisions), weight_bytes=weights, bundle_bytes=sum(files.values()),
-                ratio=sum(files.values()) / weights, files=files, export_s=time.perf_counter() - start)
+                ratio=sum(files.values()) / weights, files=files, shared_bytes=shared_bytes(out / name),
+                export_s=time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(name, args.out, precisions, extra)
         results.append(row)
         print(f"{name:26s} weights {row['weight_bytes'] / 1e6:8.1f} MB  bundle {row['bundle_bytes'] / 1e6:8.1f} MB  "
-              f"ratio {row['ratio']:.2f}x  ({row['export_s']:.0f} s)", flush=True)
+              f"ratio {row['ratio']:.2f}x  shared across precisions {row['shared_bytes'] / 1e6:.1f} MB  "
+              f"({row['export_s']:.0f} s)", flush=True)
         for file, size in row["files"].items():
             print(f"    {file:28s} {size / 1e6:9.1f} MB", flush=True)
         if args.json is not None:

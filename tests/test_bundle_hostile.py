@@ -27,8 +27,8 @@ OUTSIDE_PATHS = ["/etc/passwd", "../secret.onnx", "sub/../../secret.onnx", "..\\
 @pytest.mark.parametrize("name", OUTSIDE_PATHS)
 @pytest.mark.parametrize(
     "field",
-    ["variants.fp32.onnx", "variants.fp32.plugins_onnx", "variants.fp32.onnxruntime_onnx", "torch_program",
-     "text.tokenizer", "files"],
+    ["variants.fp32.onnx", "variants.fp32.plugins_onnx", "variants.fp32.onnxruntime_onnx", "variants.fp32.weights",
+     "variants.fp32.shared_weights", "torch_program", "text.tokenizer", "files"],
 )
 def test_paths_that_leave_the_bundle_are_refused(bundle, tmp_path, field, name):
     (tmp_path / "secret.onnx").write_bytes(b"not yours")
@@ -77,6 +77,18 @@ def test_a_graph_the_files_do_not_list_is_refused(bundle):
     edit_manifest(bundle, lambda d: d["variants"].update(fp16={"onnx": "model.fp16.onnx"}))
     with pytest.raises(BundleError, match="variants.fp16.onnx names 'model.fp16.onnx', which manifest.files does not list"):
         read_manifest(bundle)
+
+
+@pytest.mark.parametrize("weights, shared", [
+    ("model.weights", "model.weights"),  # its own file is not another precision's
+    ("model.weights", "model.onnx"),  # a graph, no variant's weights file
+    (None, "model.onnx"),
+])
+def test_shared_weights_must_be_another_variant_s_weights_file(bundle, weights, shared):
+    edit_manifest(bundle, lambda d: d["variants"]["fp32"].update(weights=weights, shared_weights=shared))
+    with pytest.raises(BundleError, match=rf"variants\.fp32\.shared_weights is '{shared}', expected another "
+                                          r"variant's weights file, one of \[\]"):
+        read_manifest(bundle, verify_hashes=False)
 
 
 @pytest.mark.parametrize(

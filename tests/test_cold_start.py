@@ -49,8 +49,8 @@ def test_load_hashes_only_what_its_backend_reads(source, hashed, precision, grap
     manifest = read_manifest(source, verify_hashes=False)
     assert hashed == []
     fusionrt.load(source, backend="onnxruntime", precision=precision, execution="sequential")
-    # The graph, the precision's weights file it reads its tensors from, and the tokenizer.
-    assert sorted(hashed) == sorted([graph, manifest.variants[precision].weights, manifest.text.tokenizer])
+    # The graph, the weights files it reads its tensors from (int8's own and the fp32 one), and the tokenizer.
+    assert sorted(hashed) == sorted([graph, *manifest.variants[precision].weights_files, manifest.text.tokenizer])
     assert len(manifest.files) > len(hashed) + 2  # the other runtimes' graphs were left unread
 
 
@@ -82,18 +82,18 @@ def test_branch_splitting_hashes_only_its_graph(source, hashed):
     from fusionrt.backends.onnxruntime.branches import split_bundle
 
     split_bundle(source, "int8")
-    assert hashed == ["model.int8.ort.onnx", "model.int8.weights"]
+    assert hashed == ["model.int8.ort.onnx", "model.int8.weights", "model.weights"]
 
 
 def test_each_backend_names_the_files_it_reads(source):
     manifest = read_manifest(source, verify_hashes=False)
     fp16, fp32, int8 = (manifest.variants[p] for p in ("fp16", "fp32", "int8"))
-    assert backends.files("onnxruntime", manifest, RunOptions(precision="int8")) == (int8.onnxruntime_file,
-                                                                                     int8.weights)
+    assert backends.files("onnxruntime", manifest, RunOptions(precision="int8")) == (
+        int8.onnxruntime_file, "model.int8.weights", "model.weights")
     assert backends.files("torch", manifest, RunOptions()) == (manifest.torch_program, fp32.weights)
     # TensorRT builds fp16 from the fp16 graph (TensorRT 11) or the fp32 graph plus a flag (10), with or
     # without plugin nodes: every candidate is checked.
-    expected = {fp16.onnx, fp32.onnx, fp32.plugins_onnx, fp16.plugins_onnx, fp16.weights, fp32.weights} - {None}
+    expected = {fp16.onnx, fp32.onnx, fp32.plugins_onnx, fp16.plugins_onnx, *fp16.weights_files, fp32.weights} - {None}
     assert set(backends.files("tensorrt", manifest, RunOptions(precision="fp16"))) == expected
     for name in ("onnxruntime", "torch", "tensorrt"):
         assert set(backends.files(name, manifest, RunOptions())) <= set(manifest.files)

@@ -9,7 +9,8 @@ A bundle is a directory::
     model.int8.onnx        Q/DQ nodes, symmetric int8 activations (TensorRT 10/11 INT8)
     model.int8.ort.onnx    Q/DQ nodes, uint8 activations on weight MatMuls and conv stacks (ONNX Runtime on CPU)
     model.weights          (format 3) the fp32 weights, once: both fp32 graphs' external data and the torch
-                           program's state; model.int8.weights / model.fp16.weights the same per precision
+                           program's state; model.int8.weights / model.fp16.weights the same per precision,
+                           less (format 4) the tensors equal to fp32 ones, which they read from model.weights
     model.pt2              torch.export program (the torch backend), without weights from format 3 on
     tokenizer.json         Hugging Face tokenizers file
     engines/               TensorRT engines built on a device, keyed by GPU, TensorRT version, precision
@@ -41,7 +42,9 @@ from .typed_json import SchemaError, parse
 # 3: lean bundles: a variant's graphs keep their weights in one shared file (``weights``, ONNX external
 #    data), the torch program carries none, and ``targets`` says which runtimes the bundle serves (the
 #    files of the others may be absent). Bundles of versions 1 and 2 load as before.
-FORMAT_VERSION = 3
+# 4: a tensor equal across precisions is stored once: an int8 / fp16 graph reads it from the fp32
+#    weights file (the variant's ``shared_weights``). Format 3 bundles load as before.
+FORMAT_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
 #: Each precision's weights file in a lean bundle (format 3), shared by that precision's graphs.
@@ -121,14 +124,23 @@ class Variant:
     ``onnx`` is the graph TensorRT builds from; ``onnxruntime_onnx`` a graph of the same precision
     shaped for ONNX Runtime's CPU kernels where that differs (int8), which ``metrics`` are measured on.
     ``weights`` (format 3) the one file all of them read their weights from (:mod:`fusionrt.weights`);
-    None where the graphs hold their weights themselves.
+    None where the graphs hold their weights themselves. ``shared_weights`` (format 4) another
+    precision's weights file they also read, for the tensors equal to that precision's (an int8 graph's
+    float embedding table is the fp32 one); None where they read only their own.
     """
 
     onnx: str
     plugins_onnx: str | None = None
     onnxruntime_onnx: str | None = None
     weights: str | None = None
+    shared_weights: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def weights_files(self) -> tuple[str, ...]:
+        """Every file this variant's graphs may read external data from: the only ones a graph of it may
+        name (:func:`fusionrt.weights.check_graph_data`), and the ones a runtime running it reads."""
+        return tuple(name for name in (self.weights, self.shared_weights) if name is not None)
 
     @property
     def onnxruntime_file(self) -> str:
@@ -216,6 +228,12 @@ class Manifest:
                 raise BundleError(f"manifest.image.frame_sampling: {error}") from None
         for where, name in self.named_paths():
             _check_relative(name, where)
+        owned = {v.weights for v in self.variants.values()}
+        for precision, variant in self.variants.items():
+            shared = variant.shared_weights
+            if shared is not None and (shared == variant.weights or shared not in owned):
+                raise BundleError(f"manifest.variants.{precision}.shared_weights is {shared!r}, expected another "
+                                  f"variant's weights file, one of {sorted(owned - {variant.weights, None})}")
         unknown = [t for t in self.targets if t not in RUNTIMES]
         if unknown or len(set(self.targets)) != len(self.targets):
             raise BundleError(f"manifest.targets is {self.targets}, expected distinct names among {list(RUNTIMES)}")
@@ -224,7 +242,7 @@ class Manifest:
         """``(field, path)`` for every file path the manifest names, ``files``' keys included."""
         paths = [(f"manifest.files[{name!r}]", name) for name in self.files]
         for precision, variant in self.variants.items():
-            for attribute in ("onnx", "plugins_onnx", "onnxruntime_onnx", "weights"):
+            for attribute in ("onnx", "plugins_onnx", "onnxruntime_onnx", "weights", "shared_weights"):
                 name = getattr(variant, attribute)
                 if name is not None:
                     paths.append((f"manifest.variants.{precision}.{attribute}", name))

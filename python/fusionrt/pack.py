@@ -3,7 +3,9 @@
 A full bundle serves TensorRT, ONNX Runtime and torch. A device needs one of them:
 ``fusionrt pack BUNDLE --for onnxruntime --out DIR`` copies the manifest, the tokenizer and the graphs
 that runtime runs (every precision), and writes each precision's weights file again with only the
-tensors those graphs read (the TensorRT-only int8 tensors leave an ONNX Runtime copy, for example).
+tensors those graphs read (the TensorRT-only int8 tensors leave an ONNX Runtime copy, for example),
+each once: an int8 tensor equal to an fp32 one the copy keeps is read from the fp32 file, as in the
+source, wherever the source stored it (so a copy of a format 3 bundle is as lean as a new export).
 The copy's manifest lists what it ships and says which runtime it serves (``targets``); loading it for
 another runtime names the missing files (:meth:`fusionrt.backends.base.BackendType.missing_files`).
 Needs the deployment install only (numpy, onnx), never torch.
@@ -28,6 +30,7 @@ from .backends.base import PACK_TARGETS
 from .backends.options import RunOptions
 from .bundle import (
     FORMAT_VERSION,
+    PRECISIONS,
     RUNTIMES,
     WEIGHTS_FILES,
     BundleError,
@@ -37,7 +40,7 @@ from .bundle import (
     read_manifest,
     write_manifest,
 )
-from .weights import check_graph_data, pool_graphs
+from .weights import Pool, check_graph_data, pool_graphs
 
 
 def runtime_files(manifest: Manifest, runtime: str) -> list[str]:
@@ -75,16 +78,22 @@ def pack(bundle: str | os.PathLike[str], target: str, out: str | os.PathLike[str
     lean = dataclasses.replace(manifest, targets=[target], files={}, format_version=FORMAT_VERSION,
                                variants={p: dataclasses.replace(v) for p, v in manifest.variants.items()})
     with atomic_directory(out, overwrite=overwrite) as staging:
-        for precision, variant in lean.variants.items():
+        pools: dict[str, Pool] = {}
+        # fp32 first (a manifest read back lists its variants by name): the other precisions share its file.
+        for precision in sorted(lean.variants, key=PRECISIONS.index):
+            variant = lean.variants[precision]
             graphs = [g for g in (variant.onnx, variant.plugins_onnx, variant.onnxruntime_onnx) if g in needed]
             for graph in graphs:
-                check_graph_data(root, graph, variant.weights)
+                check_graph_data(root, graph, variant.weights_files)
+            variant.weights = variant.shared_weights = None
             if not graphs:
-                variant.weights = None
                 continue
             # Each precision's weights file again, holding only what the copied graphs read.
-            variant.weights = variant.weights or WEIGHTS_FILES[precision]
-            pool_graphs({g: bundle_file(root, g, g) for g in graphs}, staging, variant.weights)
+            variant.weights = WEIGHTS_FILES[precision]
+            pools[precision] = pool_graphs({g: bundle_file(root, g, g) for g in graphs}, staging, variant.weights,
+                                           shared=pools.get("fp32"))
+            if pools[precision].reads_shared:
+                variant.shared_weights = pools["fp32"].path.name
         tokenizer = manifest.text.tokenizer
         if tokenizer in manifest.files:
             shutil.copyfile(bundle_file(root, tokenizer, "manifest.text.tokenizer"), staging / tokenizer)

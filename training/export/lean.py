@@ -1,9 +1,10 @@
-"""Lean bundles: the graphs the targets need, each weight stored once per precision.
+"""Lean bundles: the graphs the targets need, each weight stored once.
 
 After the exporter has written self-contained graphs (the fp16 and int8 conversions and the checks
 read them whole), :func:`make_lean` drops the graphs no target runtime reads, moves each precision's
 tensors into its one weights file (:func:`fusionrt.weights.pool_graphs`: the standard and plugin graph,
-and the two int8 graphs where equal, share bytes), and saves the torch program without weights: a
+and the two int8 graphs where equal, share bytes; an int8 or fp16 tensor equal to an fp32 one is read
+from the fp32 file, not stored again), and saves the torch program without weights: a
 table inside it locates each of its tensors in the fp32 weights file, mostly at the very bytes of an
 ONNX initializer (:mod:`fusionrt.backends.torch_state`).
 
@@ -13,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,7 +29,7 @@ from fusionrt.weights import Pool, pool_graphs
 def make_lean(root: Path, variants: Mapping[str, Variant], targets: Sequence[str],
               program: torch.export.ExportedProgram | None, program_file: str) -> None:
     """Rewrites the bundle being built at ``root`` for ``targets`` (runtime names); sets each variant's
-    ``weights``. ``program`` (saved to ``program_file``) only when "torch" is a target."""
+    ``weights`` and ``shared_weights``. ``program`` (saved to ``program_file``) only when "torch" is a target."""
     keep: set[str] = set()
     for variant in variants.values():
         if "tensorrt" in targets:
@@ -37,6 +37,7 @@ def make_lean(root: Path, variants: Mapping[str, Variant], targets: Sequence[str
         if "onnxruntime" in targets:
             keep.add(variant.onnxruntime_file)
     pools: dict[str, Pool] = {}
+    # fp32 first (PRECISIONS order): the other precisions read their tensors equal to fp32's from its file.
     for precision, variant in variants.items():
         graphs = [g for g in dict.fromkeys((variant.onnx, variant.plugins_onnx, variant.onnxruntime_onnx)) if g]
         for graph in graphs:
@@ -45,7 +46,9 @@ def make_lean(root: Path, variants: Mapping[str, Variant], targets: Sequence[str
         kept = {g: root / g for g in graphs if g in keep}
         if kept or (precision == "fp32" and program is not None):
             variant.weights = WEIGHTS_FILES[precision]
-            pools[precision] = pool_graphs(kept, root, variant.weights)
+            pools[precision] = pool_graphs(kept, root, variant.weights, shared=pools.get("fp32"))
+            if pools[precision].reads_shared:
+                variant.shared_weights = pools["fp32"].path.name
     if program is not None:
         save_program(program, root / program_file, pools["fp32"])
 
@@ -78,10 +81,10 @@ def _locate(tensor: torch.Tensor, pool: Pool) -> dict:
     tensor = tensor.cpu().contiguous()
     entry = {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape), "transposed": False}
     data = tensor.numpy().tobytes()
-    found = pool.index.get(hashlib.sha256(data).hexdigest())
+    found = pool.find(data)
     if found is None and tensor.dim() == 2:
         # The ONNX exporter may keep a Linear weight as its transpose (folded into the MatMul's initializer).
-        found = pool.index.get(hashlib.sha256(tensor.T.contiguous().numpy().tobytes()).hexdigest())
+        found = pool.find(tensor.T.contiguous().numpy().tobytes())
         entry["transposed"] = found is not None
     offset, _ = found if found is not None else pool.add(data)
     entry["offset"] = offset

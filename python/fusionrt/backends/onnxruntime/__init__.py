@@ -42,7 +42,7 @@ class OnnxRuntimeType(BackendType):
         # Every execution mode, the branch splitting included, reads the one graph of the precision
         # (and its weights file, in a lean bundle).
         variant = manifest.variants[options.precision]
-        return (variant.onnxruntime_file,) + ((variant.weights,) if variant.weights else ())
+        return (variant.onnxruntime_file, *variant.weights_files)
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         """Opens the variant's ONNX file in ``options.execution``; "auto" is the mode calibrated for this

@@ -81,7 +81,7 @@ def check_graph(model: Path, manifest: Manifest) -> None:
     variant's weights file (:func:`~fusionrt.weights.check_graph_data`): whoever opens the graph (a
     Session in any execution mode, the execution calibration) calls this before following that data."""
     variant = next((v for v in manifest.variants.values() if v.onnxruntime_file == model.name), None)
-    check_graph_data(model.parent, model.name, variant.weights if variant else None)
+    check_graph_data(model.parent, model.name, variant.weights_files if variant else ())
 
 
 class OnnxRuntimeBackend:

@@ -137,8 +137,8 @@ def split_bundle(path: str | os.PathLike[str], precision: str = "fp32") -> Branc
     graph = variant.onnxruntime_file
     # The one graph it reads (and its weights file), not the whole bundle; its external data checked
     # before onnx.load follows it.
-    verify_files(root, manifest, [graph, *([variant.weights] if variant.weights else [])])
-    check_graph_data(root, graph, variant.weights)
+    verify_files(root, manifest, [graph, *variant.weights_files])
+    check_graph_data(root, graph, variant.weights_files)
     return split_graph(onnx.load(str(root / graph)), manifest.strategy)
 
 

@@ -57,7 +57,7 @@ class TensorRTType(BackendType):
         # TensorRT 10), with or without plugin nodes (see engine_builder.build_plan): all candidates.
         precisions = (options.precision, "fp32") if options.precision == "fp16" else (options.precision,)
         variants = [manifest.variants[p] for p in precisions if p in manifest.variants]
-        return tuple(name for v in variants for name in (v.onnx, v.plugins_onnx, v.weights) if name is not None)
+        return tuple(name for v in variants for name in (v.onnx, v.plugins_onnx, *v.weights_files) if name is not None)
 
     def open(self, root: Path, manifest: Manifest, options: RunOptions) -> Backend:
         from .backend import open_engine

@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -46,7 +45,7 @@ from ...atomic import write_bytes_atomic
 from ...bundle import PRECISIONS, BundleError, Manifest, TensorSpec, read_manifest, sha256_file
 from ...graph_io import BATCH
 from ...weights import check_graph_data
-from .engine_cache import EngineCache, EngineKey
+from .engine_cache import EngineCache, EngineKey, graph_sha256
 
 log = logging.getLogger("fusionrt")
 
@@ -167,12 +166,11 @@ def build_engine(
     manifest = read_manifest(root)
     plan = plan_build(manifest, precision, trt_version, plugins=PLUGIN_LIBRARY.is_file())
     onnx_hash = manifest.files.get(plan.onnx) or sha256_file(root / plan.onnx)
-    weights = next((v.weights for v in manifest.variants.values() if plan.onnx in (v.onnx, v.plugins_onnx)), None)
-    if weights is not None:
-        # A lean graph names its weights by offset only: the weights file's hash keys the engine too,
-        # so new weights at the same offsets rebuild it. Checked before TensorRT's parser follows them.
+    weights = next((v.weights_files for v in manifest.variants.values() if plan.onnx in (v.onnx, v.plugins_onnx)), ())
+    if weights:
+        # Checked before TensorRT's parser follows the graph's external data.
         check_graph_data(root, plan.onnx, weights)
-        onnx_hash = hashlib.sha256(f"{onnx_hash}:{manifest.files[weights]}".encode()).hexdigest()
+        onnx_hash = graph_sha256(onnx_hash, [manifest.files[name] for name in weights])
     key = EngineKey.for_gpu(device_facts(), trt_version, precision, onnx_hash, max_batch, opt_batch,
                             fusionrt_version=build_info()["version"])
     cache = EngineCache(root)

@@ -29,10 +29,11 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,21 @@ _LEGACY_FIELDS = ("gpu_name", "compute_capability", "trt_version", "precision", 
 
 class EngineCacheError(ValueError):
     """An engine cache entry (key or sidecar) is malformed, or does not describe its engine file."""
+
+
+def graph_sha256(onnx_sha256: str, weights_sha256: Sequence[str]) -> str:
+    """The hash that keys an engine built from a graph: the graph file's ``onnx_sha256``, folded with the
+    hash of each weights file its variant's graphs read (:attr:`fusionrt.bundle.Variant.weights_files`,
+    in that order). A lean graph names its weights by offset only, so new weights at the same offsets,
+    in its own or the shared fp32 file, must key a new engine. No weights files: the graph's hash.
+
+    Example:
+        >>> graph_sha256("a" * 64, []) == "a" * 64
+        True
+    """
+    if not weights_sha256:
+        return onnx_sha256
+    return hashlib.sha256(":".join((onnx_sha256, *weights_sha256)).encode()).hexdigest()
 
 
 def gpu_slug(name: str) -> str:
