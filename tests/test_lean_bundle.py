@@ -414,3 +414,17 @@ def test_export_for_one_target_writes_only_its_files(tmp_path, model, seed):
         fusionrt.load(path, backend="torch")
     with pytest.raises(ValueError, match=r"targets has \['onnx'\]"):
         export.ExportSettings(targets=("onnx",))
+
+
+def test_the_engine_key_covers_every_weights_file_the_graph_reads(source):
+    """A lean graph names its weights by offset only: new bytes in its own or in the shared fp32 file must
+    key a new TensorRT engine, and a format 3 bundle's engines (one weights file) keep their keys."""
+    from fusionrt.backends.tensorrt.engine_cache import graph_sha256
+
+    manifest = read_manifest(source)
+    int8 = manifest.variants["int8"]
+    graph, own, shared = (manifest.files[name] for name in (int8.onnx, *int8.weights_files))
+    assert graph_sha256(graph, [own]) == hashlib.sha256(f"{graph}:{own}".encode()).hexdigest()  # format 3's key
+    keys = {graph_sha256(graph, [own, shared]), graph_sha256(graph, [own, "0" * 64]),
+            graph_sha256(graph, ["0" * 64, shared]), graph_sha256(graph, [own]), graph_sha256(graph, [])}
+    assert len(keys) == 5 and graph_sha256(graph, []) == graph
