@@ -8,16 +8,19 @@ For one graph at batch 1 it prints:
 * the model's GEMM work: every MatMul / Gemm / Conv of the graph as written, with the shapes one
   unoptimised run records (a convolution counts as its im2col GEMM, groups as a batch of GEMMs), in
   GOP (2 x multiply-adds);
-* the reference: those same GEMMs run as int8 ``MatMulInteger`` nodes (uint8 x int8, as the ONNX
-  Runtime int8 graph quantizes) in one graph, timed in the same process, blocks alternating with the
-  graph's own;
-* achieved GOP/s of the graph and of the reference, and their ratio, which is also the fraction of the
-  graph's time its GEMMs alone would take in int8 (the time outside them is what item 2 cuts).
+* the references: those same GEMMs run as the int8 ops ONNX Runtime's int8 graph uses (uint8
+  activations x int8 weights: ``MatMulInteger``, ``QLinearConv`` with the convolution's attributes),
+  all of them in one graph, and the weight GEMMs alone in another, timed in the same process in blocks
+  alternating with the graph's own (and the fp32 graph's);
+* achieved GOP/s of each, the reference's time over the graph's (the share of the graph's time its
+  GEMMs alone would take in int8: the rest is what item 2 cuts), and the graph's GOP/s over the weight
+  GEMMs' (issue 16's measure, which also counts the CNN's and attention's slower GEMMs against the graph).
 
 Usage::
 
     python bench/ort_profile.py BUNDLE [--precision int8] [--threads N] [--blocks 5] [--runs 20]
     python bench/ort_profile.py --graph model.int8.ort.onnx        # random batch-1 feeds from the graph
+    FUSIONRT_BENCH_PAPER=1 python bench/ort_profile.py --export late_mobilenetv2 /tmp/late  # export, then profile
 
 Times are per run at batch 1; read the ratio, measured in one process with alternating blocks, rather
 than absolute times on a shared machine.
@@ -153,47 +156,55 @@ def model_gemms(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray]) 
     return gemms
 
 
-def reference_graph(gemms: list[Gemm]) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """A graph of the int8 ops the ONNX Runtime int8 graph runs its GEMMs with (uint8 activations x int8
-    weights), one per GEMM of ``gemms``, each reading a graph input of its shape, and feeds for it:
-    ``MatMulInteger`` for MatMuls and Gemms, ``QLinearConv`` with the convolution's own attributes."""
+def reference_graph(gemms: list[Gemm], int8: bool = True) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """A graph of one op per GEMM of ``gemms``, each reading a graph input of its shape, and feeds for it.
+
+    ``int8``: the ops ONNX Runtime's int8 graph runs its GEMMs with (uint8 activations x int8 weights):
+    ``MatMulInteger`` for MatMuls and Gemms, ``QLinearConv`` with the convolution's own attributes.
+    Otherwise float ``MatMul`` and ``Conv``: the fp32 graph's GEMMs alone, the other end of the ratio.
+    """
     rng = np.random.default_rng(0)
-    # 7-bit weights: x86 without VNNI multiplies u8 x s8 pairs into saturating int16 sums, which full
-    # 8-bit weights can overflow; the values do not change the time, and the products stay exact.
     nodes, inputs, outputs, initializers, feeds = [], [], [], [], {}
 
     def constant(name: str, value: np.ndarray) -> str:
         initializers.append(onnx.numpy_helper.from_array(value, name))
         return name
 
+    def weights(shape: list[int]) -> np.ndarray:
+        # 7-bit weights: x86 without VNNI multiplies u8 x s8 pairs into saturating int16 sums, which full
+        # 8-bit weights can overflow; the values do not change the time, and the products stay exact.
+        return rng.integers(-64, 64, shape, dtype=np.int8) if int8 else rng.standard_normal(shape, np.float32)
+
     def graph_input(shape: list[int]) -> str:
         name = "a_" + "x".join(map(str, shape))
         if name not in feeds:
-            feeds[name] = rng.integers(0, 256, shape, dtype=np.uint8)
-            inputs.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UINT8, shape))
+            feeds[name] = rng.integers(0, 256, shape, dtype=np.uint8) if int8 else rng.standard_normal(shape, np.float32)
+            element = onnx.TensorProto.UINT8 if int8 else onnx.TensorProto.FLOAT
+            inputs.append(onnx.helper.make_tensor_value_info(name, element, shape))
         return name
 
-    scale, zero_u8, zero_s8 = (constant("scale", np.float32(0.01)), constant("zero_u8", np.uint8(128)),
-                               constant("zero_s8", np.int8(0)))
+    if int8:
+        scale, zero_u8, zero_s8 = (constant("scale", np.float32(0.01)), constant("zero_u8", np.uint8(128)),
+                                   constant("zero_s8", np.int8(0)))
     for i, gemm in enumerate(gemms):
         weight = f"w{i}"
         if gemm.conv is not None:
             shape_x, shape_w, attributes = gemm.conv
-            constant(weight, rng.integers(-64, 64, shape_w, dtype=np.int8))
+            constant(weight, weights(list(shape_w)))
+            x = graph_input(list(shape_x))
             node = onnx.helper.make_node(
-                "QLinearConv", [graph_input(list(shape_x)), scale, zero_u8, weight, scale, zero_s8, scale, zero_u8],
-                [f"y{i}"], name=f"gemm{i}")
+                *(("QLinearConv", [x, scale, zero_u8, weight, scale, zero_s8, scale, zero_u8]) if int8
+                  else ("Conv", [x, weight])), [f"y{i}"], name=f"gemm{i}")
             node.attribute.extend(attributes)
-            output_type = onnx.TensorProto.UINT8
         else:
             batched = [gemm.batch] if gemm.batch > 1 else []
-            constant(weight, rng.integers(-64, 64, [*batched, gemm.k, gemm.n], dtype=np.int8))
-            node = onnx.helper.make_node("MatMulInteger", [graph_input([*batched, gemm.m, gemm.k]), weight],
-                                         [f"y{i}"], name=f"gemm{i}")
-            output_type = onnx.TensorProto.INT32
+            constant(weight, weights([*batched, gemm.k, gemm.n]))
+            node = onnx.helper.make_node("MatMulInteger" if int8 else "MatMul",
+                                         [graph_input([*batched, gemm.m, gemm.k]), weight], [f"y{i}"], name=f"gemm{i}")
         nodes.append(node)
-        outputs.append(onnx.helper.make_tensor_value_info(f"y{i}", output_type, None))
-    graph = onnx.helper.make_graph(nodes, "int8_gemm_reference", inputs, outputs, initializers)
+        element = (onnx.TensorProto.UINT8 if gemm.conv else onnx.TensorProto.INT32) if int8 else onnx.TensorProto.FLOAT
+        outputs.append(onnx.helper.make_tensor_value_info(f"y{i}", element, None))
+    graph = onnx.helper.make_graph(nodes, "gemm_reference", inputs, outputs, initializers)
     return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), feeds
 
 
@@ -221,29 +232,42 @@ def report(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray], threa
     ``fp32_graph`` when given); prints the table and returns its figures."""
     per_op = op_type_times(graph, feeds, threads, runs)
     gemms = model_gemms(graph, feeds)
-    reference, reference_feeds = reference_graph(gemms)
-    with tempfile.TemporaryDirectory(prefix="ort-reference-") as scratch:
-        path = Path(scratch) / "reference.onnx"
-        onnx.save(reference, str(path))
-        options = _options(threads, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-        sessions = {"graph": ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"]),
-                    "reference": ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])}
+    # The references: every GEMM of the model in int8 (convolutions and attention's products included);
+    # the weight GEMMs alone, the transformer-shaped products at which int8 kernels run fastest; and,
+    # beside an fp32 graph, every GEMM in float, what the fp32 graph would take without the rest.
+    weight = [g for g in gemms if g.kind == "weight"]
+    references = {"reference": (gemms, True), "weight reference": (weight, True)}
     if fp32_graph is not None:
-        sessions["fp32"] = ort.InferenceSession(str(fp32_graph), options, providers=["CPUExecutionProvider"])
-    calls = {name: (lambda s=s, f=(reference_feeds if name == "reference" else dict(feeds)): s.run(None, f))
-             for name, s in sessions.items()}
+        references["fp32 reference"] = (gemms, False)
+    options = _options(threads, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    graphs = {"graph": graph, **({"fp32": fp32_graph} if fp32_graph is not None else {})}
+    sessions = {name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                for name, path in graphs.items()}
+    feeds_of = {name: dict(feeds) for name in sessions}
+    ops = {name: sum(g.ops for g in gemms) for name in sessions}
+    for name, (subset, int8) in references.items():
+        if subset:
+            model, feeds_of[name] = reference_graph(subset, int8)
+            sessions[name] = ort.InferenceSession(model.SerializeToString(), options,
+                                                  providers=["CPUExecutionProvider"])
+            ops[name] = sum(g.ops for g in subset)
+    calls = {name: (lambda s=s, f=feeds_of[name]: s.run(None, f)) for name, s in sessions.items()}
     times = alternating_blocks(calls, blocks, runs)
-    ops = sum(g.ops for g in gemms)
     medians = {name: statistics.median(t) for name, t in times.items()}
     figures = {
-        "graph": str(graph), "threads": threads, "gemm_gop": ops / 1e9, "load_average": os.getloadavg(),
+        "graph": str(graph), "threads": threads, "gemm_gop": ops["graph"] / 1e9, "load_average": os.getloadavg(),
         "ms": {name: {"min": min(t), "median": medians[name]} for name, t in times.items()},
-        "gop_s": {name: ops / medians[name] / 1e6 for name in ("graph", "reference")},
-        "of_reference": medians["reference"] / medians["graph"],
+        "gop_s": {name: ops[name] / medians[name] / 1e6 for name in medians},
         "op_types": {op: {"ms": ms, "kernels": n} for op, (ms, n) in per_op.items()},
     }
+    # Time ratio against every GEMM; throughput ratio against the weight GEMMs' rate (issue 16's measure).
+    figures["of_reference"] = medians["reference"] / medians["graph"]
+    if "weight reference" in medians:
+        figures["of_weight_reference"] = figures["gop_s"]["graph"] / figures["gop_s"]["weight reference"]
     if "fp32" in medians:
         figures["fp32_over_graph"] = medians["fp32"] / medians["graph"]
+        # The ceiling of that speed-up were nothing but GEMMs left in either graph.
+        figures["fp32_gemms_over_int8_gemms"] = medians["fp32 reference"] / medians["reference"]
     _print(figures, gemms)
     return figures
 
@@ -262,12 +286,13 @@ def _print(figures: dict, gemms: list[Gemm]) -> None:
     kinds = ", ".join(f"{kind} {ops / 1e9:.2f}" for kind, ops in sorted(by_kind.items()))
     print(f"  GEMM work: {figures['gemm_gop']:.2f} GOP ({kinds}) in {len(gemms)} GEMMs")
     for name, t in figures["ms"].items():
-        rate = figures["gop_s"].get(name)
-        print(f"  {name:10s} min {t['min']:8.3f} ms  median {t['median']:8.3f} ms"
-              + (f"  {rate:7.1f} GOP/s" if rate else ""))
-    print(f"  graph / int8 GEMM reference throughput: {figures['of_reference']:.1%}")
+        print(f"  {name:16s} min {t['min']:8.3f} ms  median {t['median']:8.3f} ms  {figures['gop_s'][name]:7.1f} GOP/s")
+    print(f"  reference time / graph time (share of the graph's time its GEMMs need): {figures['of_reference']:.1%}")
+    if "of_weight_reference" in figures:
+        print(f"  graph GOP/s / weight-GEMM reference GOP/s: {figures['of_weight_reference']:.1%}")
     if "fp32_over_graph" in figures:
-        print(f"  fp32 / graph time: {figures['fp32_over_graph']:.2f}x")
+        print(f"  fp32 / graph time: {figures['fp32_over_graph']:.2f}x (GEMMs alone, fp32 / int8 reference: "
+              f"{figures['fp32_gemms_over_int8_gemms']:.2f}x)")
 
 
 def graph_feeds(graph: str | os.PathLike[str], batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -287,6 +312,27 @@ def graph_feeds(graph: str | os.PathLike[str], batch: int = 1, seed: int = 0) ->
     return feeds
 
 
+def export_study_bundle(name: str, path: Path) -> None:
+    """Exports study model ``name`` (:func:`paper_size.study_model`: paper size under
+    ``FUSIONRT_BENCH_PAPER=1``) with random weights to ``path``: fp32 and int8, ONNX Runtime's files
+    only, int8 calibrated on 32 random samples (latency does not depend on the values)."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: bench and training
+    from bench.paper_size import TEXT_LENGTH, study_model
+    from training.export import ExportSettings, export_bundle
+    from training.models.text_encoder import default_text_source
+
+    model = study_model(name)
+    generator = torch.Generator().manual_seed(0)
+    calibration = [dict(zip(("input_ids", "attention_mask", "image", "presence"),
+                            model.example_inputs(8, TEXT_LENGTH, generator=generator))) for _ in range(4)]
+    settings = ExportSettings(text_max_length=TEXT_LENGTH, precisions=("fp32", "int8"), calibration_samples=32,
+                              calibration_method="minmax", targets=("onnxruntime",))
+    export_bundle(model, path, model_name=name, tokenizer=f"{default_text_source()}/tokenizer.json",
+                  settings=settings, calibration=calibration)
+
+
 def main(argv: list[str] | None = None) -> None:
     from fusionrt.backends.onnxruntime.backend import physical_cores
 
@@ -294,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("bundle", nargs="?", type=Path, help="bundle directory")
     where.add_argument("--graph", type=Path, help="an ONNX file instead of a bundle (random batch-1 feeds)")
+    where.add_argument("--export", nargs=2, metavar=("MODEL", "BUNDLE"),
+                       help="export study model MODEL with random weights to BUNDLE first, then profile it")
     parser.add_argument("--fp32", type=Path, help="with --graph: the fp32 graph to time beside it")
     parser.add_argument("--precision", default="int8", help="the bundle's variant (default int8)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
@@ -302,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     threads = args.threads or physical_cores()
+    if args.export is not None:
+        args.bundle = Path(args.export[1])
+        export_study_bundle(args.export[0], args.bundle)
     if args.bundle is not None:
         from fusionrt.bundle import read_manifest
         from fusionrt.feeds import random_feeds

@@ -63,19 +63,24 @@ def test_gemm_work_from_shapes_and_reference_runs_it(tmp_path, rows, width, chan
     assert gemms["conv"].ops == 2 * out * 25 * (channels // groups) * 9
     assert (gemms["conv"].batch, gemms["conv"].n) == (groups, out // groups)
 
-    # The reference computes each GEMM in int8: MatMulInteger against numpy's integer product, and the
-    # convolution at its own output shape.
-    reference, reference_feeds = ort_profile.reference_graph(list(ort_profile.model_gemms(path, feeds)))
-    session = ort.InferenceSession(reference.SerializeToString(), providers=["CPUExecutionProvider"])
-    results = dict(zip([o.name for o in session.get_outputs()], session.run(None, reference_feeds)))
-    weights = {i.name: onnx.numpy_helper.to_array(i) for i in reference.graph.initializer}
-    for node in reference.graph.node:
-        a = reference_feeds[node.input[0]]
-        if node.op_type == "MatMulInteger":
-            expected = a.astype(np.int64) @ weights[node.input[1]].astype(np.int64)
-            np.testing.assert_array_equal(results[node.output[0]], expected)
-        else:
-            assert node.op_type == "QLinearConv" and results[node.output[0]].shape == (1, out, 5, 5)
+    # The references compute each GEMM, in int8 (MatMulInteger against numpy's integer product) and in
+    # float, and each convolution at its own output shape.
+    for int8 in (True, False):
+        reference, reference_feeds = ort_profile.reference_graph(list(ort_profile.model_gemms(path, feeds)), int8)
+        session = ort.InferenceSession(reference.SerializeToString(), providers=["CPUExecutionProvider"])
+        results = dict(zip([o.name for o in session.get_outputs()], session.run(None, reference_feeds)))
+        weights = {i.name: onnx.numpy_helper.to_array(i) for i in reference.graph.initializer}
+        for node in reference.graph.node:
+            a = reference_feeds[node.input[0]]
+            if node.op_type in ("MatMulInteger", "MatMul"):
+                expected = a.astype(np.float64) @ weights[node.input[1]].astype(np.float64)
+                np.testing.assert_allclose(results[node.output[0]], expected, rtol=0 if int8 else 1e-4,
+                                           atol=0 if int8 else 1e-3)
+            else:
+                assert node.op_type == ("QLinearConv" if int8 else "Conv")
+                assert results[node.output[0]].shape == (1, out, 5, 5)
+        assert {node.op_type for node in reference.graph.node} == (
+            {"MatMulInteger", "QLinearConv"} if int8 else {"MatMul", "Conv"})
 
 
 def test_op_type_times_count_the_kernels_ort_runs(tmp_path):
