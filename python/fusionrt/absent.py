@@ -57,6 +57,9 @@ from .graph_io import IMAGE, MODALITIES, PRESENCE, TEXT
 
 log = logging.getLogger("fusionrt")
 
+#: The key of the head among a split graph's parts (the branches' keys are the modalities).
+HEAD = "head"
+
 
 class AbsentPath(Protocol):
     """Runs a batch whose ``absent`` modality is absent for every sample without that modality's backbone."""
@@ -73,15 +76,6 @@ class Part(Protocol):
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         ...
-
-
-@dataclass(frozen=True)
-class Parts:
-    """A graph split for one absent modality: the present branch, the absent branch and the head."""
-
-    present: Part
-    absent: Part
-    head: Part
 
 
 @dataclass(frozen=True)
@@ -123,8 +117,9 @@ class SplitAbsentPath:
         self._plans: dict[str, Plan | None] = {}
         self._lock = threading.Lock()
 
-    def split(self, absent: str) -> Parts:
-        """The graph's parts for ``absent`` (built here: the first absent batch pays for it); raises
+    def split(self, absent: str) -> dict[str, Part]:
+        """The graph's parts, ``{"text": branch, "image": branch, "head": head}``, built here for a batch
+        with ``absent`` absent (the first such batch pays for it); raises
         :class:`~fusionrt.backends.onnxruntime.branches.NotSplittableError` when the graph has none."""
         raise NotImplementedError
 
@@ -168,12 +163,12 @@ class SplitAbsentPath:
             log.info("fusionrt: %s does not split into branches (%s); it runs whole when %s is absent",
                      self.where, error, absent)
             return None
-        rows = self._absent_rows(parts.absent, absent)
+        rows = self._absent_rows(parts[absent], absent)
         if rows is None:
             log.info("fusionrt: %s's %s branch reads absent samples' inputs; it runs whole when %s is absent",
                      self.where, absent, absent)
             return None
-        return Plan(parts.present, parts.head, rows)
+        return Plan(parts[other_modality(absent)], parts[HEAD], rows)
 
     def _absent_rows(self, branch: Part, absent: str) -> dict[str, Any] | None:
         """The absent branch's output row for an absent sample, or None when it is not one row for all."""
@@ -182,7 +177,7 @@ class SplitAbsentPath:
         presence[0, MODALITIES.index(other_modality(absent))] = True  # row 0: the other one present; row 1: neither
         feeds[PRESENCE] = presence
         out = branch.run({name: self.adopt(value) for name, value in feeds.items()})
-        values = {name: host_array(self.host(value)) for name, value in out.items()}
+        values = {name: self.host(value) for name, value in out.items()}
         if not all(np.array_equal(v[0], v[1], equal_nan=v.dtype.kind == "f") for v in values.values()):
             return None
         return {name: value[:1] for name, value in out.items()}

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..absent import Parts, SplitAbsentPath
+from ..absent import HEAD, Part, SplitAbsentPath
 from ..bundle import Manifest
-from ..graph_io import TEXT
+from ..graph_io import IMAGE, TEXT
 from .torch import TorchBackend
 from .torch_split import split_module
 
@@ -34,10 +34,9 @@ class TorchAbsentPath(SplitAbsentPath):
         super().__init__(manifest, f"{manifest.torch_program} ({manifest.model_name})")
         self.backend = backend
 
-    def split(self, absent: str) -> Parts:
+    def split(self, absent: str) -> dict[str, Part]:
         parts = split_module(self.backend._module, self.manifest.strategy)
-        present, skipped = (parts.image, parts.text) if absent == TEXT else (parts.text, parts.image)
-        return Parts(present, skipped, parts.head)
+        return {TEXT: parts.text, IMAGE: parts.image, HEAD: parts.head}
 
     def adopt(self, value: np.ndarray) -> Any:
         return self.backend.adopt(value)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .._optional import require
 from ..graph_io import IMAGE, MODALITY_INPUTS, TEXT
 from .onnxruntime.branches import SKIPPABLE, NotSplittableError
 
@@ -61,7 +62,7 @@ def split_module(module: Any, strategy: str) -> ModuleParts:
     if strategy not in SKIPPABLE:
         raise NotSplittableError(f"fusion strategy {strategy!r} has no branch that can be left out; only "
                                  f"{', '.join(SKIPPABLE)} have")
-    torch = __import__("torch")
+    torch = require("torch")
     graph = module.graph
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     output = next(n for n in graph.nodes if n.op == "output")
@@ -150,7 +151,7 @@ def _extract(module: Any, placeholders: list[Any], starts: list[Any] | tuple[Any
              outputs: dict[str, Any]) -> GraphPart:
     """A GraphModule computing ``outputs`` (name -> node) from the ``starts`` nodes (made its first
     inputs) and the graph inputs they still need, holding only the nodes that needs."""
-    torch = __import__("torch")
+    torch = require("torch")
     needed = _needed(outputs.values(), stop=frozenset(starts))
     graph = torch.fx.Graph()
     env: dict[Any, Any] = {}

@@ -18,9 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..._optional import require
-from ...absent import Parts, SplitAbsentPath
+from ...absent import HEAD, Part, SplitAbsentPath
 from ...bundle import Manifest
-from ...graph_io import TEXT
+from ...graph_io import IMAGE, TEXT
 from .backend import physical_cores
 from .branched import _Part
 from .branches import split_graph
@@ -37,12 +37,11 @@ class OnnxRuntimeAbsentPath(SplitAbsentPath):
         self.device = device
         self.threads = threads or physical_cores()
 
-    def split(self, absent: str) -> Parts:
+    def split(self, absent: str) -> dict[str, Part]:
         onnx = require("onnx")
         graphs = split_graph(onnx.load(str(self.model)), self.manifest.strategy, branch_outputs=True)
-        present, skipped = (graphs.image, graphs.text) if absent == TEXT else (graphs.text, graphs.image)
         # The head is a few small ops: one thread, no pool whose spinning would take the cores from the
         # present branch's threads (or from the next call's branch) on a small machine.
-        return Parts(_Part(present, self.threads, self.device, spinning=True),
-                     _Part(skipped, self.threads, self.device, spinning=True),
-                     _Part(graphs.head, 1, self.device))
+        return {TEXT: _Part(graphs.text, self.threads, self.device, spinning=True),
+                IMAGE: _Part(graphs.image, self.threads, self.device, spinning=True),
+                HEAD: _Part(graphs.head, 1, self.device)}

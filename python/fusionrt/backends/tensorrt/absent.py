@@ -38,13 +38,12 @@ import numpy as np
 
 from ... import _C, build_info
 from ..._optional import require
-from ...absent import Parts, SplitAbsentPath, other_modality
+from ...absent import HEAD, Part, SplitAbsentPath
 from ...bundle import BundleError, Manifest, TensorSpec
 from ...graph_io import BATCH, IMAGE, TEXT
 from ..onnxruntime.branches import split_graph
 from .engine_cache import EngineCache, EngineKey
 
-HEAD = "head"
 #: The parts of a split graph, each one engine.
 PARTS = (TEXT, IMAGE, HEAD)
 
@@ -139,10 +138,8 @@ class TensorRTAbsentPath(SplitAbsentPath):
         self.precision = precision
         self.device = backend.device
 
-    def split(self, absent: str) -> Parts:
+    def split(self, absent: str) -> dict[str, Part]:
         from .backend import MAX_BATCH, OPT_BATCH, device_index
 
         engines = build_part_engines(self.root, self.manifest, self.precision, MAX_BATCH, OPT_BATCH)
-        index = device_index(self.device)
-        present, skipped = engines[other_modality(absent)], engines[absent]
-        return Parts(EnginePart(present, index), EnginePart(skipped, index), EnginePart(engines[HEAD], index))
+        return {part: EnginePart(engine, device_index(self.device)) for part, engine in engines.items()}
