@@ -183,7 +183,7 @@ def reference_graph(gemms: list[Gemm], int8: bool = True) -> tuple[onnx.ModelPro
             inputs.append(onnx.helper.make_tensor_value_info(name, element, shape))
         return name
 
-    if int8:
+    if int8 and any(g.conv for g in gemms):  # QLinearConv's scales and zero points
         scale, zero_u8, zero_s8 = (constant("scale", np.float32(0.01)), constant("zero_u8", np.uint8(128)),
                                    constant("zero_s8", np.int8(0)))
     for i, gemm in enumerate(gemms):
