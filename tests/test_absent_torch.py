@@ -4,6 +4,8 @@ absent backbone's ops are never dispatched."""
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import pytest
 
@@ -119,6 +121,12 @@ def test_the_parts_hold_only_their_modalitys_nodes(tmp_path_factory):
     for part, foreign in ((parts.text, "vision_encoder"), (parts.image, "text_encoder")):
         paths = {str(p) for node in part.module.graph.nodes for p, *_ in (node.meta.get("nn_module_stack") or {}).values()}
         assert not any(p.startswith(foreign) for p in paths)
+        # The parts hold the whole program's weights themselves, not copies.
+        whole = session._backend._module
+        for node in part.module.graph.nodes:
+            if node.op == "get_attr":
+                attribute = operator.attrgetter(node.target)
+                assert attribute(part.module) is attribute(whole), node.target
     with pytest.raises(NotSplittableError, match="'early' has no branch"):
         torch_split.split_module(session._backend._module, "early")
 
