@@ -39,6 +39,7 @@ def assert_same(out: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> None:
     assert set(out) == set(ref)
     for name in ref:
         assert out[name].dtype == ref[name].dtype and out[name].shape == ref[name].shape, name
+        assert out[name].flags.c_contiguous, name
         np.testing.assert_allclose(out[name], ref[name], rtol=0, atol=1e-5, err_msg=name)
 
 

@@ -45,7 +45,9 @@ class TorchAbsentPath(SplitAbsentPath):
         return row.expand(batch, *row.shape[1:])
 
     def host(self, value: Any) -> np.ndarray:
-        return value.detach().cpu().numpy()
+        # contiguous: a decision model's absent branch score is the stand-in's broadcast view, which must
+        # not reach the caller as an array whose rows share one element.
+        return value.detach().cpu().contiguous().numpy()
 
     def run(self, feeds: dict[str, Any], absent: str) -> dict[str, np.ndarray] | None:
         with self.backend._lock, self.backend._torch.inference_mode():
