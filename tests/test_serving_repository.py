@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ text_format = pytest.importorskip("google.protobuf.text_format")
 from PIL import Image  # noqa: E402
 
 import fusionrt  # noqa: E402
-from fusionrt.bundle import read_manifest  # noqa: E402
+from fusionrt.bundle import BundleError, read_manifest, write_manifest  # noqa: E402
 from fusionrt.serving.config import TRITON_DTYPES, spec_dims, tensor  # noqa: E402
 from fusionrt.serving.handlers import BundleHandler, PreprocessHandler  # noqa: E402
 from fusionrt.serving.protocol import REQUEST_INPUTS, served_outputs  # noqa: E402
@@ -240,3 +241,17 @@ def test_fusionrt_triton_command_writes_the_repository(bundle, tmp_path, capsys)
     assert cli.main(["triton", str(bundle), "--out", str(tmp_path / "repo"), "--backend", "tensorrt"]) == 1
     assert "needs engine=" in capsys.readouterr().err
     assert (tmp_path / "repo" / "cli_onnx").is_dir()
+
+
+def test_the_onnxruntime_layout_copies_only_external_data_the_variant_may_read(bundle, tmp_path):
+    # The tiny int8 graph reads float tensors equal to fp32's from model.weights (its shared_weights); a
+    # manifest that no longer allows that file makes the graph's reference one the repository must refuse.
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    manifest = read_manifest(copy)
+    assert manifest.variants["int8"].shared_weights == "model.weights"
+    manifest.variants["int8"].shared_weights = None
+    write_manifest(copy, manifest)  # manifest.json is not among the hashed files
+    with pytest.raises(BundleError, match="reads external data from 'model.weights'"):
+        write_repository(copy, tmp_path / "repo", backend="onnxruntime", precision="int8")
+    assert not (tmp_path / "repo").exists()

@@ -108,7 +108,7 @@ def verify(bundle: str) -> int:
 
     started = time.perf_counter()
     manifest = read_manifest(bundle, verify_hashes=True)
-    graphs = check_bundle_data(bundle, manifest)  # external data stays in each variant's weights file
+    graphs = check_bundle_data(bundle, manifest)  # external data stays in each variant's weights files
     size = sum((Path(bundle) / name).stat().st_size for name in manifest.files)
     print(json.dumps({"bundle": bundle, "verified": True, "files": len(manifest.files), "graphs": len(graphs),
                       "targets": manifest.targets, "bytes": size,

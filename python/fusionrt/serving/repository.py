@@ -28,10 +28,10 @@ import re
 import shutil
 from pathlib import Path
 
-from .._optional import require
 from ..atomic import atomic_directory
 from ..bundle import Manifest, bundle_file, read_manifest
 from ..session import BACKENDS
+from ..weights import check_graph_data, graph_data_files
 from .config import ModelConfig, tensor
 from .protocol import REQUEST_INPUTS, served_outputs
 
@@ -66,16 +66,16 @@ def _prediction_outputs(manifest: Manifest, dtype: str | None = None) -> list[st
     return entries
 
 
-def _graph_files(root: Path, graph: str) -> dict[str, Path]:
-    """The ONNX graph as ``model.onnx`` and the external-data files it names, under their own names
-    (Triton's ONNX Runtime backend reads them beside the graph)."""
-    onnx = require("onnx")
-    model = onnx.load(str(bundle_file(root, graph, "the served graph")), load_external_data=False)
-    locations = {entry.value for initializer in model.graph.initializer
-                 for entry in initializer.external_data if entry.key == "location"}
-    files = {"model.onnx": root / graph}
-    for location in sorted(locations):
-        files[location] = bundle_file(root, location, f"external data of {graph}")  # stays inside the bundle
+def _graph_files(root: Path, manifest: Manifest, precision: str) -> dict[str, Path]:
+    """The ``precision`` variant's ONNX Runtime graph as ``model.onnx`` and the external-data files it
+    reads, under their own names (Triton's ONNX Runtime backend reads them beside the graph). The graph
+    may read only its variant's weights files, as everywhere (:func:`~fusionrt.weights.check_graph_data`)."""
+    variant = manifest.variants[precision]
+    graph = variant.onnxruntime_file
+    check_graph_data(root, graph, variant.weights_files)
+    files = {"model.onnx": bundle_file(root, graph, "the served graph")}
+    for location in sorted(graph_data_files(root / graph)):
+        files[location] = root / location
     return files
 
 
@@ -157,7 +157,7 @@ def write_repository(
             inference = ModelConfig(f"{name}_onnx", inputs=graph_inputs, outputs=graph_outputs,
                                     platform="onnxruntime_onnx", instances=instances, **common,
                                     default_model_filename="model.onnx")
-            _write_model(repo, inference, _graph_files(root, manifest.variants[precision].onnxruntime_file))
+            _write_model(repo, inference, _graph_files(root, manifest, precision))
         else:
             inference = ModelConfig(f"{name}_trt", inputs=graph_inputs, outputs=graph_outputs,
                                     platform="tensorrt_plan", instances=instances, instance_kind="KIND_GPU",
