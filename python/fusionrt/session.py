@@ -130,7 +130,7 @@ class Session:
         * **Strides**: non-contiguous and negative-stride feeds give the contiguous copy's answer;
           a backend that needs contiguous memory copies them (a cost, not an error).
         * **Absent modality**: when ``presence`` marks one modality absent in every sample, late,
-          intermediate and decision fusion on ONNX Runtime run only the present backbone and the head
+          intermediate and decision fusion run only the present backbone and the head, on every backend
           (:mod:`fusionrt.absent`), with the same outputs as the whole graph.
 
         Example:

@@ -90,29 +90,25 @@ def build_part_engines(root: Path, manifest: Manifest, precision: str, max_batch
     Raises :class:`~fusionrt.backends.onnxruntime.branches.NotSplittableError` for a graph that does not
     split, and what :func:`~.engine_builder.build_engine` raises for a failed build.
     """
-    from .engine_builder import PLUGIN_LIBRARY, _build, device_facts, plan_build, profile_shapes, release_version
+    from .engine_builder import PLUGIN_LIBRARY, cached_or_built, device_facts, plan_build, profile_shapes, release_version
 
     trt, onnx = require("tensorrt"), require("onnx")
     trt_version = release_version(trt.__version__)
     plan = plan_build(manifest, precision, trt_version, plugins=PLUGIN_LIBRARY.is_file())
     # The whole engine's build, which opened this backend, checked this graph's external data.
     graphs = part_graphs(onnx.load(str(root / plan.onnx)), manifest.strategy)
-    settings = {"strongly_typed": plan.strongly_typed, "flags": list(plan.flags), "plugins": plan.uses_plugins,
-                "workspace": None}
     engines = {}
     for part, graph in graphs.items():
         data = graph.SerializeToString()
         key = EngineKey.for_gpu(device_facts(), trt_version, precision, hashlib.sha256(data).hexdigest(), max_batch,
                                 opt_batch, fusionrt_version=build_info()["version"])
-        cache = PartEngineCache(root, part)
-        engines[part] = cache.find(key)
-        if engines[part] is None:
-            with tempfile.TemporaryDirectory() as folder:
-                onnx_file = Path(folder) / f"{part}.onnx"
-                onnx_file.write_bytes(data)
-                engine = _build(trt, onnx_file, plan, profile_shapes(part_inputs(graph), opt_batch, max_batch),
-                                cache.timing_cache_path(key), None, False)
-            engines[part] = cache.store(key, engine, f"{plan.onnx} ({part} part)", settings)
+        # TensorRT's parser reads a file: written on every first absent batch (a cache hit too), once per process.
+        with tempfile.TemporaryDirectory() as folder:
+            onnx_file = Path(folder) / f"{part}.onnx"
+            onnx_file.write_bytes(data)
+            engines[part] = cached_or_built(trt, PartEngineCache(root, part), key, onnx_file, plan,
+                                            profile_shapes(part_inputs(graph), opt_batch, max_batch),
+                                            f"{plan.onnx} ({part} part)")
     return engines
 
 

@@ -173,15 +173,23 @@ def build_engine(
         onnx_hash = graph_sha256(onnx_hash, [manifest.files[name] for name in weights])
     key = EngineKey.for_gpu(device_facts(), trt_version, precision, onnx_hash, max_batch, opt_batch,
                             fusionrt_version=build_info()["version"])
-    cache = EngineCache(root)
+    return cached_or_built(trt, EngineCache(root), key, root / plan.onnx, plan,
+                           profile_shapes(manifest.inputs, opt_batch, max_batch), plan.onnx, workspace, rebuild, verbose)
+
+
+def cached_or_built(trt: Any, cache: EngineCache, key: EngineKey, onnx: Path, plan: BuildPlan, shapes: dict[str, Any],
+                    source: str, workspace: int | None = None, rebuild: bool = False, verbose: bool = False) -> Path:
+    """The engine ``cache`` holds for ``key``, or the one built from graph ``onnx`` as ``plan`` says (batch
+    profile ``shapes``) and stored there, replacing stale ones; ``source`` names the graph in the cache's
+    record. The one find / build / store sequence of the whole engine and of the absent path's part engines."""
     cached = cache.find(key)
     if cached is not None and not rebuild:
         return cached
     built_with = build_info()["tensorrt"]
-    if built_with is not None and not trt_version.startswith(built_with):
+    if built_with is not None and not key.trt_version.startswith(built_with):
         log.warning(
             "building with the tensorrt package %s, but fusionrt's runtime is built against TensorRT %s; "
-            "its EngineRunner will refuse this engine", trt_version, built_with,
+            "its EngineRunner will refuse this engine", key.trt_version, built_with,
         )
     for stale in cache.stale(key):
         log.info("fusionrt: %s is stale (its ONNX graph or fusionrt version changed) and will be replaced",
@@ -189,11 +197,10 @@ def build_engine(
     for legacy in cache.legacy(key):
         log.info("fusionrt: %s is stale (an older fusionrt's key, without the GPU's SM count and memory) and "
                  "will be replaced", legacy.with_suffix(".engine").name)
-    engine = _build(trt, root / plan.onnx, plan, profile_shapes(manifest.inputs, opt_batch, max_batch),
-                    cache.timing_cache_path(key), workspace, verbose)
+    engine = _build(trt, onnx, plan, shapes, cache.timing_cache_path(key), workspace, verbose)
     settings = {"strongly_typed": plan.strongly_typed, "flags": list(plan.flags), "plugins": plan.uses_plugins,
                 "workspace": workspace}
-    return cache.store(key, engine, plan.onnx, settings)
+    return cache.store(key, engine, source, settings)
 
 
 def _load_plugins(trt: Any) -> None:
