@@ -44,7 +44,7 @@ $(VENV)/.stamp-install: $(VENV)/.stamp-build-tools $(NATIVE_SOURCES)
 
 install: $(VENV)/.stamp-install
 
-# The fusion study on built-in defaults (CPU, no downloads, ~16 min on 2 cores): report in reports/demo/.
+# The fusion study on built-in defaults (CPU, no downloads; ~30 min on 2 cores, budget 20: see README): report in reports/demo/.
 demo: install
 	$(PY) -m training.study --config training/configs/study_demo.yaml
 
