@@ -24,7 +24,7 @@ from typing import Any
 
 from .._optional import require
 from ..graph_io import IMAGE, MODALITY_INPUTS, TEXT
-from .onnxruntime.branches import SKIPPABLE, NotSplittableError
+from .onnxruntime.branches import SKIPPABLE, BranchGraphs, NotSplittableError
 
 
 @dataclass(frozen=True)
@@ -39,22 +39,9 @@ class GraphPart:
         return self.module(*(feeds[name] for name in self.inputs))
 
 
-@dataclass(frozen=True)
-class ModuleParts:
-    """The three parts of a split program and the boundary values' names (see :class:`~.onnxruntime.branches.BranchGraphs`)."""
-
-    text: GraphPart
-    image: GraphPart
-    head: GraphPart
-    text_features: tuple[str, ...]
-    image_features: tuple[str, ...]
-    text_outputs: tuple[str, ...] = ()
-    image_outputs: tuple[str, ...] = ()
-
-
-def split_module(module: Any, strategy: str) -> ModuleParts:
+def split_module(module: Any, strategy: str) -> BranchGraphs:
     """Splits ``module`` (``ExportedProgram.module()`` of a ``strategy`` model) into text branch, image
-    branch and head.
+    branch and head, each a :class:`GraphPart`.
 
     Raises:
         NotSplittableError: the strategy (or the graph) has no two branches that meet only in the fusion module.
@@ -82,7 +69,7 @@ def split_module(module: Any, strategy: str) -> ModuleParts:
         return _extract(module, placeholders, (), {**{f: by_name[f] for f in features}, **{o: outputs[o] for o in own}})
 
     head = _extract(module, placeholders, [by_name[f] for f in text_features + image_features], joint)
-    return ModuleParts(branch(text_features, text_outputs), branch(image_features, image_outputs), head,
+    return BranchGraphs(branch(text_features, text_outputs), branch(image_features, image_outputs), head,
                        text_features, image_features, text_outputs, image_outputs)
 
 

@@ -54,7 +54,9 @@ class NotSplittableError(ValueError):
 
 @dataclass(frozen=True)
 class BranchGraphs:
-    """The three parts of a split graph (``onnx.ModelProto`` each) and the boundary tensor names.
+    """The three parts of a split graph and the boundary tensor names: ``onnx.ModelProto`` each from
+    :func:`split_graph`, :class:`~fusionrt.backends.torch_split.GraphPart` each from
+    :func:`~fusionrt.backends.torch_split.split_module` (the same cut in the torch program).
 
     ``text_outputs`` / ``image_outputs``: graph outputs that one branch computes alone (decision
     fusion's per-branch predictions); the branch graph outputs them after its features. Empty for
