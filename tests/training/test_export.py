@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -21,7 +23,8 @@ from fusionrt.graph_io import INPUT_NAMES  # noqa: E402
 from fusionrt.onnx_ops import PLUGIN_DOMAIN  # noqa: E402
 from training.checkpoint import CheckpointError  # noqa: E402
 from training.export import ExportError, ExportSettings, cli_main, export_bundle  # noqa: E402
-from training.export.onnx_export import check_parity  # noqa: E402
+from training.export import onnx_export  # noqa: E402
+from training.export.onnx_export import check_parity, export_program, write_onnx  # noqa: E402
 from training.export.precision import conv_stack_nodes, float_scope_nodes  # noqa: E402
 from training.models.config import STRATEGIES  # noqa: E402
 
@@ -143,6 +146,31 @@ def test_plugin_graph_has_plugin_nodes_instead_of_concat_layernorm(any_bundle):
     assert (attention in plugins) == (model.config.strategy in ("early", "hybrid"))
     if model.config.strategy == "late":
         assert concat_layernorm in plugins
+
+
+def test_one_decomposition_writes_the_graphs_two_would(tmp_path, monkeypatch):
+    """decompose_once: the standard and plugin graphs from one decomposition equal those of two exports
+    (early fusion: its graphs have both kinds of plugin node)."""
+    torch.manual_seed(3)
+    model = tiny_model("early")
+    program, outputs = export_program(model, TEXT_LENGTH)
+    module, name = importlib.import_module(onnx_export._DECOMPOSER[0]), onnx_export._DECOMPOSER[1]
+    calls = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: calls.append(1) or real(*args))
+    counting = getattr(module, name)
+    forms = {"standard": False, "plugins": True}
+    for way in ("once", "twice"):
+        with onnx_export.decompose_once() if way == "once" else contextlib.nullcontext():
+            for form, plugins in forms.items():
+                write_onnx(program, tmp_path / f"{way}.{form}.onnx", list(outputs), plugins=plugins)
+        assert len(calls) == (1 if way == "once" else 3), way
+    for form in forms:
+        once, twice = (onnx.load(str(tmp_path / f"{way}.{form}.onnx")).graph for way in ("once", "twice"))
+        assert once.SerializeToString() == twice.SerializeToString(), form
+    plugins = {n.op_type for n in onnx.load(str(tmp_path / "once.plugins.onnx")).graph.node if n.domain == PLUGIN_DOMAIN}
+    assert len(plugins) == 2, plugins
+    assert getattr(module, name) is counting  # the context put back what it found
 
 
 # ------------------------------------------------------------------------------------------ variants

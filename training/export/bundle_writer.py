@@ -36,7 +36,7 @@ from fusionrt.graph_io import input_specs
 from .evaluation import check_tolerance, evaluate_variants
 from .graph_io import output_specs
 from .lean import make_lean
-from .onnx_export import check_parity, export_program, write_onnx
+from .onnx_export import check_parity, decompose_once, export_program, write_onnx
 from .precision import ONNXRUNTIME_INT8, TENSORRT_INT8, calibration_feeds, convert_fp16, quantize_int8
 from .settings import ExportSettings
 
@@ -95,8 +95,9 @@ def export_bundle(
     try:
         with atomic_directory(path, overwrite=settings.overwrite) as root:
             program, outputs = export_program(model, text_max_length)
-            write_onnx(program, root / ONNX_FILES["fp32"], list(outputs), plugins=False)
-            write_onnx(program, root / PLUGINS_FILE, list(outputs), plugins=True)
+            with decompose_once():
+                write_onnx(program, root / ONNX_FILES["fp32"], list(outputs), plugins=False)
+                write_onnx(program, root / PLUGINS_FILE, list(outputs), plugins=True)
             check_parity(model, root / ONNX_FILES["fp32"], text_max_length)
             if "fp16" in wanted:
                 convert_fp16(root / ONNX_FILES["fp32"], root / ONNX_FILES["fp16"])

@@ -2,16 +2,21 @@
 
 Example:
     >>> program, outputs = export_program(model, text_length=64)  # doctest: +SKIP
-    >>> write_onnx(program, "model.onnx", list(outputs), plugins=False)  # doctest: +SKIP
+    >>> with decompose_once():  # both graphs from one decomposition of the program
+    ...     write_onnx(program, "model.onnx", list(outputs), plugins=False)  # doctest: +SKIP
+    ...     write_onnx(program, "model.plugins.onnx", list(outputs), plugins=True)  # doctest: +SKIP
     >>> check_parity(model, "model.onnx", text_length=64)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import importlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -66,6 +71,43 @@ def write_onnx(
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as error:
         raise ExportError(f"{os.path.basename(path)} fails the ONNX checker: {error}") from error
+
+
+#: Where ``torch.onnx.export`` decomposes a program for its registry (a private module: if it moves,
+#: :func:`decompose_once` does nothing and every export decomposes as before).
+_DECOMPOSER = ("torch.onnx._internal.exporter._fx_passes", "decompose_with_registry")
+
+
+@contextlib.contextmanager
+def decompose_once() -> Iterator[None]:
+    """Within it, ``torch.onnx.export`` decomposes a program once per decomposition table and reuses the
+    result (a copy each time, since the exporter edits the program it gets) for further graphs.
+
+    Why: decomposition re-traces the whole program and is most of an export's time (11 of 15 s for a
+    demo model here, where translating to ONNX takes 0.5 s), and the standard and plugin graphs of one
+    model need the same decomposition: their translation tables implement the same fusionrt ops.
+    """
+    try:
+        module = importlib.import_module(_DECOMPOSER[0])
+        decompose: Callable[..., Any] = getattr(module, _DECOMPOSER[1])
+        from torch.onnx._internal.exporter import _decomp  # same private package as the decomposer
+        implemented = _decomp.get_onnx_implemented_overloads
+    except (ImportError, AttributeError):
+        yield
+        return
+    done: dict[tuple[int, frozenset], tuple[torch.export.ExportedProgram, torch.export.ExportedProgram]] = {}
+
+    def reuse(program: torch.export.ExportedProgram, registry: Any) -> torch.export.ExportedProgram:
+        key = (id(program), frozenset(implemented(registry)))
+        if key not in done:  # the program is kept with its result, so its id is not reused meanwhile
+            done[key] = (program, decompose(program, registry))
+        return copy.deepcopy(done[key][1])
+
+    setattr(module, _DECOMPOSER[1], reuse)
+    try:
+        yield
+    finally:
+        setattr(module, _DECOMPOSER[1], decompose)
 
 
 @contextlib.contextmanager
