@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fusionrt import atomic
-from fusionrt.atomic import atomic_directory, atomic_file, write_bytes_atomic, write_text_atomic
+from fusionrt.atomic import atomic_directory, atomic_file, copy_atomic, write_bytes_atomic, write_text_atomic
 
 
 @pytest.fixture
@@ -75,6 +75,25 @@ def test_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     with atomic_directory(tmp_path / "d") as staging:
         (staging / "a").write_bytes(b"a")
     assert events.index("replace") > 0 and events[: events.index("replace")].count("fsync") >= 2
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_copy_is_a_link_or_a_copy_and_survives_replacing_the_source(tmp_path, monkeypatch, links):
+    if not links:  # a filesystem without hard links
+        monkeypatch.setattr(os, "link", lambda *args: (_ for _ in ()).throw(OSError("no links here")))
+    data = np.random.default_rng().bytes(4096)
+    src, dst = tmp_path / "best.pt", tmp_path / "last.pt"
+    write_bytes_atomic(src, data)
+    write_bytes_atomic(dst, b"older state")
+    copy_atomic(src, dst)
+    assert dst.read_bytes() == data
+    assert os.path.samefile(src, dst) == links
+    write_bytes_atomic(src, b"the next state")  # replaced by rename: the copy keeps its bytes
+    assert dst.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    with pytest.raises(FileNotFoundError):
+        copy_atomic(tmp_path / "missing.pt", dst)
+    assert dst.read_bytes() == data and len(list(tmp_path.iterdir())) == 2
 
 
 def test_atomic_directory_leaves_nothing_on_failure(tmp_path):

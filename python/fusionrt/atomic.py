@@ -30,7 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
-    "atomic_directory", "atomic_file", "fsync_tree", "remove_abandoned", "write_bytes_atomic", "write_text_atomic",
+    "atomic_directory", "atomic_file", "copy_atomic", "fsync_tree", "remove_abandoned", "write_bytes_atomic",
+    "write_text_atomic",
 ]
 
 
@@ -93,6 +94,18 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Writes ``text`` to ``path`` atomically, UTF-8 encoded."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def copy_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Makes ``dst`` a copy of the complete file ``src``, atomically: a hard link where the filesystem
+    allows one (no bytes written again; safe because fusionrt replaces files by rename, never in
+    place), else a byte copy."""
+    with atomic_file(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links here (some network and FAT filesystems), or another device
+            shutil.copyfile(src, tmp)
 
 
 def fsync_tree(root: str | os.PathLike[str]) -> None:
