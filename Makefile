@@ -44,12 +44,12 @@ $(VENV)/.stamp-install: $(VENV)/.stamp-build-tools $(NATIVE_SOURCES)
 
 install: $(VENV)/.stamp-install
 
-# The fusion study on built-in defaults (CPU, no downloads; ~30 min on 2 cores, budget 20: see README): report in reports/demo/.
+# The fusion study on built-in defaults (CPU, no downloads; ~16 min on 2 cores: see README): report in reports/demo/.
 demo: install
 	$(PY) -m training.study --config training/configs/study_demo.yaml
 
 test: install serve-env trt-check cuda-check
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 # The Triton serve environment (tools/serve_env.sh): nvidia-pytriton's tritonserver, which pins numpy < 2
 # and so lives outside $(VENV), with the deployment packages and this checkout's fusionrt (its _C linked

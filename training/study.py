@@ -180,7 +180,7 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
     try:
         manifest = read_manifest(path)
         fresh = (path / MANIFEST_NAME).stat().st_mtime >= checkpoint.stat().st_mtime
-        if fresh and set(precisions) <= set(manifest.variants):
+        if fresh and set(precisions) <= set(manifest.variants) and set(options.targets) <= set(manifest.targets):
             return
     except BundleError:
         pass  # missing or incomplete (an interrupted export leaves none): export it

@@ -11,7 +11,8 @@ is exported, which backend / precision pairs are timed, and where results go::
       - {config: base_demo.yaml, name: demo_text_only, overrides: {data: {modalities: [text]}}}
       - other_experiment.yaml                   # a whole config file (its own name, else its stem)
     overrides: {data: {generated: {scale: 0.5}}}  # merged into every experiment config
-    export: {precisions: [fp32, int8], calibration_samples: 128, calibration_method: minmax}
+    export: {precisions: [fp32, int8], calibration_samples: 128, calibration_method: minmax,
+             targets: [onnxruntime, tensorrt, torch]}   # runtimes the bundles serve (default: all)
     latency:
       targets: [{backend: onnxruntime, precision: fp32}, {backend: tensorrt, precision: fp16}]
       warmup: 20
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionrt.backends import NAMES as BACKENDS
-from fusionrt.bundle import PRECISIONS
+from fusionrt.bundle import PRECISIONS, RUNTIMES
 from training.checks import require_at_least, require_one_of
 from training.experiment import ExperimentConfig, _build, read_config_file
 from training.export import ExportSettings
@@ -66,6 +67,9 @@ class ExportSection:
     calibration_samples: int = CALIBRATION_SAMPLES
     calibration_method: str = "percentile"
     accuracy_tolerance: float | None = None
+    #: The runtimes the bundles are written for (:data:`fusionrt.bundle.RUNTIMES`): a study that times
+    #: only ONNX Runtime skips TensorRT's graphs and the torch program (a third of a demo model's export).
+    targets: list[str] = field(default_factory=lambda: list(RUNTIMES))
 
     def __post_init__(self) -> None:
         try:
@@ -79,7 +83,7 @@ class ExportSection:
         return ExportSettings(
             text_max_length=text_max_length, precisions=self.precisions if precisions is None else precisions,
             calibration_samples=self.calibration_samples, calibration_method=self.calibration_method,
-            accuracy_tolerance=self.accuracy_tolerance, overwrite=True,
+            accuracy_tolerance=self.accuracy_tolerance, overwrite=True, targets=self.targets,
         )
 
 

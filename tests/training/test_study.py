@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
 
+from fusionrt.bundle import RUNTIMES  # noqa: E402
 from training import report, study  # noqa: E402
+from training.study_config import StudyConfig  # noqa: E402
 
 from conftest import TINY  # noqa: E402  (tests/training is on sys.path)
 
@@ -110,6 +113,23 @@ def test_rerun_continues_where_the_study_stopped(micro: Path) -> None:
     assert [m["name"] for m in results["models"]] == ["tiny_late", "tiny_text"]
 
 
+def test_a_bundle_is_exported_again_only_for_a_runtime_it_lacks(micro: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = StudyConfig.load(micro)
+    experiment = config.experiment_config("tiny_late")
+    bundle = experiment.run_dir.parent / study.BUNDLE_DIR
+    result = json.loads((experiment.run_dir / study.RESULT).read_text())
+    exported = []
+    monkeypatch.setattr(study, "export_bundle", lambda *args, settings, **kwargs: exported.append(settings))
+    study.export_model(experiment, result, dataclasses.replace(config.export, targets=["onnxruntime"]), bundle)
+    assert exported == []  # the study's bundle serves every runtime, ONNX Runtime among them
+    read = study.read_manifest
+    monkeypatch.setattr(study, "read_manifest", lambda path: dataclasses.replace(read(path), targets=["onnxruntime"]))
+    study.export_model(experiment, result, config.export, bundle)
+    assert [settings.targets for settings in exported] == [RUNTIMES]
+    assert dataclasses.replace(config.export, targets=["torch", "onnxruntime"]).settings(8).targets == (
+        "onnxruntime", "torch")
+
+
 def test_train_experiment_reuses_the_run_the_study_trained(micro: Path) -> None:
     from training import train
 
@@ -133,6 +153,7 @@ def test_pareto_front() -> None:
     ("experiments: [missing.yaml]\n", "experiment config not found"),
     ("experiments: [a.yaml]\nlatency: {targets: [{backend: tpu}]}\n", "expected one of"),
     ("experiments: [a.yaml]\nexport: {precisions: [fp8]}\n", "export.precisions"),
+    ("experiments: [a.yaml]\nexport: {targets: [tflite]}\n", "export.targets"),
     ("experiment: [a.yaml]\n", "unknown fields ['experiment']"),
 ])
 def test_bad_study_config_says_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
