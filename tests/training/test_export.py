@@ -25,7 +25,9 @@ from training.checkpoint import CheckpointError  # noqa: E402
 from training.export import ExportError, ExportSettings, cli_main, export_bundle  # noqa: E402
 from training.export import onnx_export  # noqa: E402
 from training.export.onnx_export import check_parity, export_program, write_onnx  # noqa: E402
-from training.export.precision import conv_stack_nodes, float_scope_nodes  # noqa: E402
+from training.export.precision import (  # noqa: E402
+    ONNXRUNTIME_INT8, conv_stack_nodes, float_scope_nodes, quantize_int8,
+)
 from training.models.config import STRATEGIES  # noqa: E402
 
 from test_models import tiny_model  # noqa: E402  (tests/training is on sys.path)
@@ -247,6 +249,43 @@ def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     assert _quantized(onnxruntime, "Conv") == (convs, convs)
     assert _quantized(onnxruntime, "MatMul")[1] > 0
     assert _requantized_outputs(tensorrt, "MatMul") > 0 and _requantized_outputs(onnxruntime, "MatMul") == 0
+    # 7-bit weights for x86's u8 x s8 kernels (int16 pair sums), all 8 bits for TensorRT.
+    assert max(map(abs, _int8_weight_limits(onnxruntime))) <= 64
+    assert max(map(abs, _int8_weight_limits(tensorrt))) == 127
+
+
+def _int8_weight_limits(model: onnx.ModelProto) -> tuple[int, int]:
+    """The smallest and largest value of the int8 weights (initializers that DequantizeLinear reads)."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    weights = [onnx.numpy_helper.to_array(initializers[node.input[0]]) for node in model.graph.node
+               if node.op_type == "DequantizeLinear" and node.input[0] in initializers
+               and initializers[node.input[0]].data_type == onnx.TensorProto.INT8]
+    assert weights, "no int8 weights"
+    values = np.concatenate([w.ravel() for w in weights])
+    return int(values.min()), int(values.max())
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_onnxruntime_int8_is_accurate_where_int16_pair_sums_would_saturate(tmp_path, rows):
+    """Large positive activations times large positive weights: on x86 without VNNI, u8 x s8 products
+    are added in pairs in int16, which 8-bit weights overflow (the result is clamped far from fp32's);
+    ONNX Runtime's scheme keeps its weights in 7 bits."""
+    rng = np.random.default_rng()
+    width, outputs = 96, 24
+    weight = rng.uniform(0.5, 1.0, (width, outputs)).astype(np.float32)
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", width])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", outputs])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul")], "g", [x], [y],
+                                   [onnx.numpy_helper.from_array(weight, "w")])
+    src = tmp_path / "model.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), str(src))
+    feeds = [{"x": rng.uniform(0.0, 1.0, (8, width)).astype(np.float32)} for _ in range(4)]
+    inputs = rng.uniform(0.9, 1.0, (rows, width)).astype(np.float32)  # near the top of the uint8 range
+    expected = inputs @ weight
+    quantize_int8(src, tmp_path / "model.int8.onnx", feeds, ONNXRUNTIME_INT8, "minmax")
+    got = session(tmp_path / "model.int8.onnx").run(None, {"x": inputs})[0]
+    relative = np.max(np.abs(got - expected)) / np.max(np.abs(expected))
+    assert relative < 0.02, f"int8 off by {relative:.1%} of the output's scale"
 
 
 def _graph(nodes: list[onnx.NodeProto], weights: tuple[str, ...] = ()) -> onnx.ModelProto:
