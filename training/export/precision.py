@@ -29,12 +29,14 @@
     *slower* than fp32, and shared pairs (a LayerNorm output feeding both a MatMul and the residual
     Add) block the fusion.
 
-    Its weights are 7-bit (``reduce_range``): x86 CPUs without VNNI (AVX2, AVX-512 before Cascade Lake)
-    multiply u8 x s8 with ``vpmaddubsw``, which adds pairs of products in int16: 2 * 255 * 127 does not
-    fit and saturates, 2 * 255 * 64 does. With 8-bit weights the demo's MobileNetV2 models lost up to
-    4.8 points of Acc-2 on such a CPU (hybrid 0.856 -> 0.808, image only 0.631 -> 0.589); with 7-bit
-    ones they are within a point of fp32 (0.857, 0.640). On VNNI CPUs 7 bits cost a little resolution
-    and no speed; TensorRT's graph keeps 8 bits (GPUs accumulate in int32).
+    Its weights are 7-bit (``reduce_range``): ONNX Runtime's x86 u8 x s8 kernels may multiply with
+    ``vpmaddubsw``, which adds pairs of products in int16: 2 * 255 * 127 does not fit and saturates,
+    2 * 255 * 64 does. ORT's documentation asks for 7 bits on CPUs without VNNI; here (a Xeon whose
+    CPU flags include AVX-512 VNNI and AMX) onnxruntime 1.32's ``MatMulIntegerToFloat`` saturated with
+    8 bits as well (``tests/training/test_export.py`` builds a MatMul that shows it). With 8-bit weights
+    the demo's MobileNetV2 models lost up to 4.8 points of Acc-2 (hybrid 0.856 -> 0.808, image only
+    0.631 -> 0.589); with 7-bit ones they are within a point of fp32 (0.857, 0.640). 7 bits cost a
+    little resolution and no speed; TensorRT's graph keeps 8 bits (GPUs accumulate in int32).
 
   The fusion layers after the streams meet (the fusion operator and the prediction heads) stay in
   float in both: they are cheap and the score is sensitive to them. Early fusion's joint encoder
