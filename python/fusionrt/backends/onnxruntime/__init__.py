@@ -3,7 +3,8 @@
 * :mod:`.backend`: ``OnnxRuntimeBackend``, one ``InferenceSession`` (``sequential`` or ``parallel``),
 * :mod:`.branches`: splitting a late / intermediate graph into its two backbone branches and the head,
 * :mod:`.branched`: ``BranchedOnnxRuntimeBackend``, those branches on two threads (``branches``),
-* :mod:`.execution`: the calibration that times the modes and records the fastest for ``auto``.
+* :mod:`.execution`: the calibration that times the modes and records the fastest for ``auto``,
+* :mod:`.fusions`: ONNX Runtime graph fusions every session turns off where this host runs them slower.
 
 This module is the backend's entry in the table (:class:`OnnxRuntimeType`); it imports onnxruntime
 only to open a session or to check a GPU device's provider.

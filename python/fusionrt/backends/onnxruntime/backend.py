@@ -25,6 +25,7 @@ import numpy as np
 from ..._optional import require
 from ...bundle import BundleError, Manifest
 from ...weights import check_graph_data
+from .fusions import slow_fusions
 
 ort = require("onnxruntime")
 
@@ -76,6 +77,13 @@ def session_options(intra_threads: int, parallel: bool = False, spinning: bool =
     return options
 
 
+def inference_session(model: str | bytes, options: ort.SessionOptions, device: str) -> ort.InferenceSession:
+    """An ``InferenceSession`` of ``model`` (a path or the serialized graph) on ``device``, without the
+    graph fusions whose fused kernel is slower on this host (:func:`~.fusions.slow_fusions`)."""
+    provider = provider_for(device)
+    return ort.InferenceSession(model, options, providers=[provider], disabled_optimizers=list(slow_fusions(provider[0])))
+
+
 def check_graph(model: Path, manifest: Manifest) -> None:
     """Refuses ``model`` (a variant's ONNX file in its bundle) unless its external data stays in its
     variant's weights file (:func:`~fusionrt.weights.check_graph_data`): whoever opens the graph (a
@@ -102,7 +110,7 @@ class OnnxRuntimeBackend:
         self.execution = execution
         self.threads = cores
         check_graph(model, manifest)
-        self._session = ort.InferenceSession(str(model), options, providers=[provider_for(device)])
+        self._session = inference_session(str(model), options, device)
         self.output_names = tuple(o.name for o in self._session.get_outputs())
         graph_inputs = [i.name for i in self._session.get_inputs()]
         if set(graph_inputs) != set(manifest.inputs) or set(self.output_names) != set(manifest.outputs):

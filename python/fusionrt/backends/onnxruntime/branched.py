@@ -27,7 +27,7 @@ import numpy as np
 
 from ..._optional import require
 from ...bundle import BundleError, Manifest
-from .backend import OnnxRuntimeBackend, check_graph, ort, physical_cores, provider_for, session_options
+from .backend import OnnxRuntimeBackend, check_graph, inference_session, physical_cores, session_options
 from .branches import split_graph
 
 
@@ -62,8 +62,7 @@ class _Part:
         """``spinning`` False (sessions that share the cores with another running part): see
         :func:`~.backend.session_options`."""
         self.threads = threads
-        self.session = ort.InferenceSession(graph.SerializeToString(), session_options(threads, spinning=spinning),
-                                            providers=[provider_for(device)])
+        self.session = inference_session(graph.SerializeToString(), session_options(threads, spinning=spinning), device)
         self.inputs = tuple(i.name for i in self.session.get_inputs())
         self.outputs = [o.name for o in self.session.get_outputs()]
 

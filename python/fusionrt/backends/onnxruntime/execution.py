@@ -169,7 +169,7 @@ def choose_execution(
         For strategies that are not splittable (early, hybrid, decision) only ``sequential`` is timed,
         the branch fields are None and ``"not_splittable"`` says why.
     """
-    from .backend import OnnxRuntimeBackend, ort, physical_cores, provider_for, session_options
+    from .backend import OnnxRuntimeBackend, inference_session, physical_cores, session_options
     from .branched import BranchedOnnxRuntimeBackend, branch_threads
 
     root = Path(bundle)
@@ -193,8 +193,7 @@ def choose_execution(
     else:
         alone: dict[str, Callable[[], Any]] = {}
         for modality, graph in ((TEXT, graphs.text), (IMAGE, graphs.image)):
-            session = ort.InferenceSession(graph.SerializeToString(), session_options(threads),
-                                           providers=[provider_for(device)])
+            session = inference_session(graph.SerializeToString(), session_options(threads), device)
             reads = {i.name: feeds[i.name] for i in session.get_inputs()}
             alone[_branch_run(modality)] = lambda s=session, f=reads: s.run(None, f)
         # What each branch costs decides how many cores it gets when both run at once.

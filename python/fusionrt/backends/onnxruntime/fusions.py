@@ -1,0 +1,92 @@
+"""ONNX Runtime graph fusions the backend turns off where their fused kernel is slower than what it replaces.
+
+ONNX Runtime's ``SkipLayerNormFusion`` folds ``Add`` + ``LayerNormalization`` (a transformer's residual
+and its norm) into one ``com.microsoft.SkipLayerNormalization``. On the CPU that fused kernel is not
+always the fast one, and which is fast changes between releases and CPUs. Measured here at (1, 64, 768)
+on one thread (a Xeon with AVX-512; one BERT-base layer has two of them):
+
+=============  =========================  ============================  ===================
+onnxruntime    SkipLayerNormalization     Add + LayerNormalization      LayerNormalization
+=============  =========================  ============================  ===================
+1.20 - 1.26    44 us                      49 us                         43 us
+1.29           43 us                      (fused)                       254 us
+1.30 - 1.32    242 - 253 us               32 us                         26 us
+=============  =========================  ============================  ===================
+
+With 1.32 the fusion cost a paper-size late MobileNetV2 graph 12 % (int8: 22.0 vs 19.7 ms at batch 1;
+fp32: 59.1 vs 56.1 ms). So rather than pin a version list, :func:`slow_fusions` times both forms once
+per process on this host and turns the fusion off only where the fused kernel is clearly slower. GPU
+providers keep every fusion: their kernels are not these.
+
+Example:
+    >>> slow_fusions("CPUExecutionProvider")  # doctest: +SKIP
+    ('SkipLayerNormFusion',)
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import numpy as np
+
+from ..._optional import require
+
+#: Shape the fusions are timed at: one batch-1 BERT-base residual (64 tokens x 768).
+TIMED_SHAPE = (1, 64, 768)
+#: The fusion is turned off only when its kernel takes this many times the unfused ops' time: the two
+#: differ 5-10x where it matters, so timing noise on a loaded host does not flip the choice.
+SLOWER_BY = 1.5
+
+
+def _residual_norm_graph() -> bytes:
+    """``LayerNormalization(x + y)``: the pattern ``SkipLayerNormFusion`` rewrites."""
+    onnx = require("onnx")
+    helper = onnx.helper
+    width = TIMED_SHAPE[-1]
+    values = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, TIMED_SHAPE) for name in ("x", "y", "out")]
+    rng = np.random.default_rng(0)
+    affine = [onnx.numpy_helper.from_array(rng.standard_normal(width).astype(np.float32), name) for name in ("g", "b")]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "y"], ["sum"]),
+         helper.make_node("LayerNormalization", ["sum", "g", "b"], ["out"], axis=-1, epsilon=1e-12)],
+        "residual_norm", values[:2], values[2:], affine,
+    )
+    # Opset 17 (LayerNormalization) and IR 8: what every onnxruntime fusionrt supports can read.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return model.SerializeToString()
+
+
+def _fastest_block(session: object, feeds: dict[str, np.ndarray], blocks: int = 3, runs: int = 10) -> float:
+    """The fastest of ``blocks`` blocks of ``runs`` calls, per call (seconds)."""
+    best = float("inf")
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(runs):
+            session.run(None, feeds)  # type: ignore[attr-defined]
+        best = min(best, (time.perf_counter() - start) / runs)
+    return best
+
+
+@cache
+def slow_fusions(provider: str) -> tuple[str, ...]:
+    """The ONNX Runtime optimizers to disable for sessions on ``provider``: ``("SkipLayerNormFusion",)``
+    where this host's fused kernel is :data:`SLOWER_BY` slower than ``Add`` + ``LayerNormalization``,
+    else none. Measured once per process (about 20 ms) on the first CPU session; other providers: none."""
+    if provider != "CPUExecutionProvider":
+        return ()
+    ort = require("onnxruntime")
+    graph = _residual_norm_graph()
+    rng = np.random.default_rng(0)
+    feeds = {name: rng.standard_normal(TIMED_SHAPE).astype(np.float32) for name in ("x", "y")}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # the kernels themselves, without a thread pool's wake-ups
+    fused = ort.InferenceSession(graph, options, providers=[provider])
+    unfused = ort.InferenceSession(graph, options, providers=[provider], disabled_optimizers=["SkipLayerNormFusion"])
+    for session in (fused, unfused):  # first runs allocate
+        session.run(None, feeds)
+    fused_time = unfused_time = float("inf")
+    for _ in range(2):  # alternating, so that a burst of load on the host hits both
+        fused_time = min(fused_time, _fastest_block(fused, feeds))
+        unfused_time = min(unfused_time, _fastest_block(unfused, feeds))
+    return ("SkipLayerNormFusion",) if fused_time > SLOWER_BY * unfused_time else ()
