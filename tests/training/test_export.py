@@ -175,6 +175,50 @@ def test_one_decomposition_writes_the_graphs_two_would(tmp_path, monkeypatch):
     assert getattr(module, name) is counting  # the context put back what it found
 
 
+class _GeluBetweenLinears(torch.nn.Module):
+    """Linear -> GELU -> Linear: the GELU inside the graph (ONNX Runtime fuses none that is an output)."""
+
+    def __init__(self, width: int, approximate: str) -> None:
+        super().__init__()
+        self.inner, self.outer, self.approximate = torch.nn.Linear(width, 2 * width), torch.nn.Linear(2 * width, 3), approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outer(torch.nn.functional.gelu(self.inner(x), approximate=self.approximate))
+
+
+def _ort_outputs(path: Path, x: np.ndarray, optimized: Path | None = None) -> np.ndarray:
+    """The graph's output in ONNX Runtime: unoptimised (the ops as written) or optimised, saved to ``optimized``."""
+    options = ort.SessionOptions()
+    if optimized is None:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    else:
+        options.optimized_model_filepath = str(optimized)
+    s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("approximate,fused", [("none", {"Gelu", "BiasGelu"}), ("tanh", {"FastGelu"})])
+@pytest.mark.parametrize("shape", [(2, 5, 16), (1, 64, 24)])
+def test_gelu_is_written_as_onnxruntime_fuses_it_with_torchlibs_values(tmp_path, approximate, fused, shape):
+    """The GELU lowering: ONNX Runtime fuses it (no Erf / Tanh left), and unfused it gives exactly what
+    torch.onnx's own lowering gives (the 0.5 moved is an exact product), close to torch."""
+    torch.manual_seed(shape[-1])
+    model = _GeluBetweenLinears(shape[-1], approximate).eval()
+    x = torch.randn(*shape) * 3
+    program = torch.export.export(model, (x,))
+    ours, torchlib = tmp_path / "ours.onnx", tmp_path / "torchlib.onnx"
+    write_onnx(program, ours, ["y"], plugins=False)
+    torch.onnx.export(program, dynamo=True, opset_version=18, output_names=["y"]).save(str(torchlib))
+
+    optimized = tmp_path / "ours.optimized.onnx"
+    got = _ort_outputs(ours, x.numpy(), optimized)
+    kept = {n.op_type for n in onnx.load(str(optimized), load_external_data=False).graph.node}
+    assert kept & fused and not kept & {"Erf", "Tanh"}, kept
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(_ort_outputs(ours, x.numpy()), _ort_outputs(torchlib, x.numpy()))
+
+
 # ------------------------------------------------------------------------------------------ variants
 
 
@@ -267,9 +311,9 @@ def _int8_weight_limits(model: onnx.ModelProto) -> tuple[int, int]:
 
 @pytest.mark.parametrize("rows", [1, 7])
 def test_onnxruntime_int8_is_accurate_where_int16_pair_sums_would_saturate(tmp_path, rows):
-    """Large positive activations times large positive weights: on x86 without VNNI, u8 x s8 products
-    are added in pairs in int16, which 8-bit weights overflow (the result is clamped far from fp32's);
-    ONNX Runtime's scheme keeps its weights in 7 bits."""
+    """Large positive activations times large positive weights: where ONNX Runtime's x86 kernels add
+    u8 x s8 products in pairs in int16 (here, onnxruntime 1.32), 8-bit weights overflow them (the result
+    is clamped far from fp32's); ONNX Runtime's scheme keeps its weights in 7 bits."""
     rng = np.random.default_rng()
     width, outputs = 96, 24
     weight = rng.uniform(0.5, 1.0, (width, outputs)).astype(np.float32)

@@ -27,6 +27,7 @@ from fusionrt.graph_io import INPUT_NAMES
 from fusionrt.onnx_ops import OPSET, translation_table
 
 from .errors import ExportError
+from .lowerings import ATEN_LOWERINGS
 
 #: Largest |torch - ONNX Runtime| allowed on any fp32 output element.
 PARITY_ATOL = 1e-4
@@ -54,7 +55,8 @@ def write_onnx(
 ) -> None:
     """Writes ``program`` as ONNX at opset :data:`~fusionrt.onnx_ops.OPSET` and checks it (``full_check``).
 
-    ``plugins`` lowers fusionrt ops to TensorRT plugin nodes instead of standard ONNX ops.
+    ``plugins`` lowers fusionrt ops to TensorRT plugin nodes instead of standard ONNX ops; aten ops
+    whose default lowering ONNX Runtime cannot fuse get :data:`~.lowerings.ATEN_LOWERINGS`.
     """
     with _quiet_constant_folding():
         onnx_program = torch.onnx.export(
@@ -63,7 +65,7 @@ def write_onnx(
             opset_version=OPSET,
             input_names=list(INPUT_NAMES),
             output_names=list(output_names),
-            custom_translation_table=translation_table(plugins=plugins),
+            custom_translation_table={**translation_table(plugins=plugins), **ATEN_LOWERINGS},
             verbose=False,
         )
     onnx_program.save(str(path))
