@@ -82,13 +82,20 @@ def _options(threads: int, level: ort.GraphOptimizationLevel, profile_dir: str |
     return options
 
 
+def _session(model: str | bytes, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A CPU session as the backend opens one (without the fusions it turns off on this host)."""
+    from fusionrt.backends.onnxruntime.backend import inference_session
+
+    return inference_session(model, options, "cpu")
+
+
 def _kernel_events(
     graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray], threads: int, runs: int,
     level: ort.GraphOptimizationLevel,
 ) -> list[dict]:
     """ORT profiler kernel events of ``runs`` runs (after two warm-up runs, which are dropped)."""
     with tempfile.TemporaryDirectory(prefix="ort-profile-") as scratch:
-        session = ort.InferenceSession(str(graph), _options(threads, level, scratch), providers=["CPUExecutionProvider"])
+        session = _session(str(graph), _options(threads, level, scratch))
         for _ in range(2):
             session.run(None, dict(feeds))
         for _ in range(runs):
@@ -241,15 +248,13 @@ def report(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray], threa
         references["fp32 reference"] = (gemms, False)
     options = _options(threads, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     graphs = {"graph": graph, **({"fp32": fp32_graph} if fp32_graph is not None else {})}
-    sessions = {name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                for name, path in graphs.items()}
+    sessions = {name: _session(str(path), options) for name, path in graphs.items()}
     feeds_of = {name: dict(feeds) for name in sessions}
     ops = {name: sum(g.ops for g in gemms) for name in sessions}
     for name, (subset, int8) in references.items():
         if subset:
             model, feeds_of[name] = reference_graph(subset, int8)
-            sessions[name] = ort.InferenceSession(model.SerializeToString(), options,
-                                                  providers=["CPUExecutionProvider"])
+            sessions[name] = _session(model.SerializeToString(), options)
             ops[name] = sum(g.ops for g in subset)
     calls = {name: (lambda s=s, f=feeds_of[name]: s.run(None, f)) for name, s in sessions.items()}
     times = alternating_blocks(calls, blocks, runs)

