@@ -39,12 +39,12 @@ TIMED_SHAPE = (1, 64, 768)
 SLOWER_BY = 1.5
 
 
-def _residual_norm_graph() -> bytes:
-    """``LayerNormalization(x + y)``: the pattern ``SkipLayerNormFusion`` rewrites."""
+def residual_norm_graph(shape: tuple[int, ...] = TIMED_SHAPE) -> bytes:
+    """``LayerNormalization(x + y)`` over inputs of ``shape``: the pattern ``SkipLayerNormFusion`` rewrites."""
     onnx = require("onnx")
     helper = onnx.helper
-    width = TIMED_SHAPE[-1]
-    values = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, TIMED_SHAPE) for name in ("x", "y", "out")]
+    width = shape[-1]
+    values = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape) for name in ("x", "y", "out")]
     rng = np.random.default_rng(0)
     affine = [onnx.numpy_helper.from_array(rng.standard_normal(width).astype(np.float32), name) for name in ("g", "b")]
     graph = helper.make_graph(
@@ -76,7 +76,7 @@ def slow_fusions(provider: str) -> tuple[str, ...]:
     if provider != "CPUExecutionProvider":
         return ()
     ort = require("onnxruntime")
-    graph = _residual_norm_graph()
+    graph = residual_norm_graph()
     rng = np.random.default_rng(0)
     feeds = {name: rng.standard_normal(TIMED_SHAPE).astype(np.float32) for name in ("x", "y")}
     options = ort.SessionOptions()
