@@ -219,6 +219,40 @@ def test_gelu_is_written_as_onnxruntime_fuses_it_with_torchlibs_values(tmp_path,
     np.testing.assert_array_equal(_ort_outputs(ours, x.numpy()), _ort_outputs(torchlib, x.numpy()))
 
 
+class _MaskedAttention(torch.nn.Module):
+    """SDPA with a bool key mask as transformers passes it, followed by one op (outputs are not fused)."""
+
+    def forward(self, q, k, v, mask):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :]) * 2
+
+
+@pytest.mark.parametrize("heads,tokens,head_dim", [(2, 7, 16), (4, 33, 8)])
+def test_bool_mask_attention_drops_only_the_nan_guard(tmp_path, heads, tokens, head_dim):
+    """The attention lowering: no IsNaN / Where guard left, the values of torchlib's lowering exactly
+    (a row with every key masked included), and torch's on every row that has a key."""
+    rng = np.random.default_rng()
+    q, k, v = (torch.from_numpy(rng.standard_normal((3, heads, tokens, head_dim)).astype(np.float32)) for _ in range(3))
+    mask = torch.from_numpy(rng.random((3, tokens)) > 0.4)
+    mask[0, 0], mask[2] = True, False  # the last sample has no key at all
+    program = torch.export.export(_MaskedAttention(), (q, k, v, mask))
+    ours, torchlib = tmp_path / "ours.onnx", tmp_path / "torchlib.onnx"
+    write_onnx(program, ours, ["y"], plugins=False)
+    torch.onnx.export(program, dynamo=True, opset_version=18, output_names=["y"]).save(str(torchlib))
+
+    def run(path: Path) -> np.ndarray:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return s.run(None, dict(zip([i.name for i in s.get_inputs()], (q.numpy(), k.numpy(), v.numpy(), mask.numpy()))))[0]
+
+    assert "IsNaN" not in {n.op_type for n in onnx.load(str(ours)).graph.node}
+    got = run(ours)
+    np.testing.assert_array_equal(got, run(torchlib))
+    with torch.no_grad():
+        np.testing.assert_allclose(got[:2], _MaskedAttention()(q, k, v, mask)[:2].numpy(), atol=1e-5, rtol=1e-5)
+    assert np.isfinite(got).all()
+
+
 # ------------------------------------------------------------------------------------------ variants
 
 
