@@ -194,10 +194,14 @@ def test_a_plain_config_trains_without_an_experiment(monkeypatch):
     assert trained[0].name == "demo_late_mobilenetv2" and trained[0].run_dir == Path("runs/demo_late_mobilenetv2")
 
 
+#: The demo study's experiments, counted in its YAML text (the entries not commented out).
+DEMO_EXPERIMENTS = sum(line.lstrip().startswith("- {config:") for line in (CONFIG_DIR / "study_demo.yaml").read_text().splitlines())
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--experiment", "demo_late_vt"], "unknown experiment 'demo_late_vt', expected one of ['demo_decision_mobilenetv2', 'demo_early_mobilenetv2'"),
     (["--experiment", "demo_late_vt"], "did you mean 'demo_late_vit'?"),
-    ([], "is a study of 10 experiments; pick one with --experiment: demo_late_mobilenetv2, "),
+    ([], f"is a study of {DEMO_EXPERIMENTS} experiments; pick one with --experiment: demo_late_mobilenetv2, "),
 ])
 def test_train_cli_says_which_experiments_a_study_has(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
