@@ -85,3 +85,41 @@ def test_export_delegates_to_the_training_exporter(capsys):
         cli.main(["export", "--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+class _Stopped(Exception):
+    """What the test's signal handler raises, standing in for Ctrl-C's KeyboardInterrupt."""
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.5])
+def test_serve_waits_so_that_a_signal_to_any_thread_stops_it(delay):
+    """``fusionrt serve`` waits on tritonserver with wait_interruptibly: a signal the kernel hands to
+    another thread of the process (here sent there on purpose) still runs the handler within a poll,
+    where a blocking wait would sleep in waitpid until the child exits (here 30 s)."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from fusionrt.serving.cli import wait_interruptibly
+
+    def stop(signum, frame):
+        raise _Stopped
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    previous = signal.signal(signal.SIGUSR1, stop)
+    helper = threading.Thread(target=lambda: (time.sleep(delay),
+                                              signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)))
+    try:
+        start = time.monotonic()
+        helper.start()
+        with pytest.raises(_Stopped):
+            wait_interruptibly(child, poll_seconds=0.2)
+        assert time.monotonic() - start < delay + 5  # not the child's 30 s
+        assert child.poll() is None
+    finally:
+        helper.join()
+        signal.signal(signal.SIGUSR1, previous)
+        child.kill()
+        child.wait()

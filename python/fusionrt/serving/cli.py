@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,6 +81,21 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def wait_interruptibly(process: subprocess.Popen, poll_seconds: float = 0.2) -> int:
+    """``process.wait()`` that a signal handler of this process always interrupts.
+
+    A blocking wait sleeps in ``waitpid``, which a signal only interrupts when the kernel delivers it
+    to the main thread; it may pick any thread that does not block it (numpy's BLAS workers, say),
+    and then the Python handler (Ctrl-C's KeyboardInterrupt) runs only once the child has exited.
+    Waiting in short slices lets the main thread run it within ``poll_seconds``.
+    """
+    while True:
+        try:
+            return process.wait(timeout=poll_seconds)
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``triton`` or ``serve``."""
     if args.command == "triton":
@@ -96,15 +112,15 @@ def run(args: argparse.Namespace) -> int:
     ports = tuple(port or next(spare) for port in wanted)
     running = triton.start(repo, env=args.env, ports=ports, host=args.host,  # type: ignore[arg-type]
                            log=repo.with_name(repo.name + ".log"))
-    name = model_name(read_manifest(args.bundle, verify_hashes=False), args.name)
-    print(json.dumps({"model": name, "repository": str(repo), "http": f"{args.host}:{running.http_port}",
-                      "grpc": f"{args.host}:{running.grpc_port}",
-                      "metrics": f"http://{args.host}:{running.metrics_port}/metrics", "log": str(running.log)},
-                     indent=2), flush=True)
-    print("serving; Ctrl-C stops", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is Ctrl-C's
-    try:
-        code = running.process.wait()
+    try:  # from here on a Ctrl-C, whenever it comes, stops the server
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is Ctrl-C's
+        name = model_name(read_manifest(args.bundle, verify_hashes=False), args.name)
+        print(json.dumps({"model": name, "repository": str(repo), "http": f"{args.host}:{running.http_port}",
+                          "grpc": f"{args.host}:{running.grpc_port}",
+                          "metrics": f"http://{args.host}:{running.metrics_port}/metrics", "log": str(running.log)},
+                         indent=2), flush=True)
+        print("serving; Ctrl-C stops", file=sys.stderr, flush=True)
+        code = wait_interruptibly(running.process)
         print(f"tritonserver exited with code {code}; its log ends:\n{running.log_tail()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
