@@ -123,3 +123,32 @@ def test_serve_waits_so_that_a_signal_to_any_thread_stops_it(delay):
         signal.signal(signal.SIGUSR1, previous)
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize("inherited", ["blocked", "ignored"])
+def test_serve_hears_ctrl_c_whatever_its_launcher_left(inherited):
+    """accept_stop_signals (``fusionrt serve`` calls it first): a process started with SIGINT blocked
+    (the mask is inherited across exec) or ignored (a background job of a script) still stops on it."""
+    import signal
+    import subprocess
+    import sys
+
+    child_code = ("from fusionrt.serving.cli import accept_stop_signals; accept_stop_signals(); import time; "
+                  "print('ready', flush=True); time.sleep(30)")
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT} if inherited == "blocked" else set())
+    previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if inherited == "ignored" else None
+    try:
+        child = subprocess.Popen([sys.executable, "-c", child_code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    try:
+        assert child.stdout.readline() == "ready\n", child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=10)  # not its 30 s sleep
+        assert "KeyboardInterrupt" in child.stderr.read()
+    finally:
+        child.kill()
+        child.wait()

@@ -81,6 +81,18 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def accept_stop_signals() -> None:
+    """Makes Ctrl-C (SIGINT) and SIGTERM raise KeyboardInterrupt in this process, whatever its launcher
+    left: a background job of a non-interactive shell starts with SIGINT ignored, and a signal mask
+    that blocks them is inherited across exec (a test runner's, say), which would leave ``fusionrt
+    serve`` and the tritonserver it starts deaf to the stop they document. Call it before starting
+    children: they inherit the unblocked mask, and default handling where this one has a handler."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+    for stop in stops:
+        signal.signal(stop, _interrupt)
+
+
 def wait_interruptibly(process: subprocess.Popen, poll_seconds: float = 0.2) -> int:
     """``process.wait()`` that a signal handler of this process always interrupts.
 
@@ -106,14 +118,14 @@ def run(args: argparse.Namespace) -> int:
     from . import server as triton
     from .server import free_ports
 
+    accept_stop_signals()
     repo = cached_repository(args.bundle, _repository_kwargs(args))
     wanted = [args.http_port, args.grpc_port, args.metrics_port]
     spare = iter(free_ports(wanted.count(0)))
     ports = tuple(port or next(spare) for port in wanted)
     running = triton.start(repo, env=args.env, ports=ports, host=args.host,  # type: ignore[arg-type]
                            log=repo.with_name(repo.name + ".log"))
-    try:  # from here on a Ctrl-C, whenever it comes, stops the server
-        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is Ctrl-C's
+    try:  # from here on a Ctrl-C (or a service manager's SIGTERM), whenever it comes, stops the server
         name = model_name(read_manifest(args.bundle, verify_hashes=False), args.name)
         print(json.dumps({"model": name, "repository": str(repo), "http": f"{args.host}:{running.http_port}",
                           "grpc": f"{args.host}:{running.grpc_port}",
