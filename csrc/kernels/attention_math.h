@@ -17,10 +17,21 @@ FUSIONRT_HD T* bhs_row(T* base, const BhsStrides& s, int64_t b, int64_t h, int64
   return base + b * s.batch + h * s.head + i * s.seq;
 }
 
-// What q is multiplied by so that softmax weights are exp2(score - max).
+// The largest finite value of the accumulation type (no numeric_limits: it is not device code).
+FUSIONRT_HD double largest_finite(float) { return 3.4028234663852886e38; }
+FUSIONRT_HD double largest_finite(double) { return 1.7976931348623157e308; }
+
+// What q is multiplied by so that softmax weights are exp2(score - max). A finite scale whose base-2
+// form overflows A saturates at A's largest value instead of becoming inf, which would turn a zero
+// score into NaN (0 * inf) where the scaled score is 0; an infinite or NaN scale stays what it is.
 template <typename A>
 FUSIONRT_HD A base2_scale(double scale) {
-  return static_cast<A>(scale * 1.4426950408889634);  // log2(e)
+  const double scaled = scale * 1.4426950408889634;  // log2(e)
+  const double largest = largest_finite(A{});
+  const bool finite = scale - scale == 0.0;  // false for inf and NaN
+  if (finite && scaled > largest) return static_cast<A>(largest);
+  if (finite && scaled < -largest) return static_cast<A>(-largest);
+  return static_cast<A>(scaled);
 }
 
 // 2^x: 0 for x = -inf (masked keys), NaN for NaN. On the host a branch-free Cephes-style
