@@ -25,12 +25,12 @@ Example:
 
 from __future__ import annotations
 
-import time
 from functools import cache
 
 import numpy as np
 
 from ..._optional import require
+from .execution import _interleaved
 
 #: Shape the fusions are timed at: one batch-1 BERT-base residual (64 tokens x 768).
 TIMED_SHAPE = (1, 64, 768)
@@ -57,22 +57,12 @@ def residual_norm_graph(shape: tuple[int, ...] = TIMED_SHAPE) -> bytes:
     return model.SerializeToString()
 
 
-def _fastest_block(session: object, feeds: dict[str, np.ndarray], blocks: int = 3, runs: int = 10) -> float:
-    """The fastest of ``blocks`` blocks of ``runs`` calls, per call (seconds)."""
-    best = float("inf")
-    for _ in range(blocks):
-        start = time.perf_counter()
-        for _ in range(runs):
-            session.run(None, feeds)  # type: ignore[attr-defined]
-        best = min(best, (time.perf_counter() - start) / runs)
-    return best
-
-
 @cache
 def slow_fusions(provider: str) -> tuple[str, ...]:
     """The ONNX Runtime optimizers to disable for sessions on ``provider``: ``("SkipLayerNormFusion",)``
     where this host's fused kernel is :data:`SLOWER_BY` slower than ``Add`` + ``LayerNormalization``,
-    else none. Measured once per process (about 20 ms) on the first CPU session; other providers: none."""
+    else none. Measured once per process (about 30 ms) on the first CPU session, the two forms timed in
+    alternating bursts as the execution calibration times its modes; other providers: none."""
     if provider != "CPUExecutionProvider":
         return ()
     ort = require("onnxruntime")
@@ -83,10 +73,6 @@ def slow_fusions(provider: str) -> tuple[str, ...]:
     options.intra_op_num_threads = 1  # the kernels themselves, without a thread pool's wake-ups
     fused = ort.InferenceSession(graph, options, providers=[provider])
     unfused = ort.InferenceSession(graph, options, providers=[provider], disabled_optimizers=["SkipLayerNormFusion"])
-    for session in (fused, unfused):  # first runs allocate
-        session.run(None, feeds)
-    fused_time = unfused_time = float("inf")
-    for _ in range(2):  # alternating, so that a burst of load on the host hits both
-        fused_time = min(fused_time, _fastest_block(fused, feeds))
-        unfused_time = min(unfused_time, _fastest_block(unfused, feeds))
-    return ("SkipLayerNormFusion",) if fused_time > SLOWER_BY * unfused_time else ()
+    times = _interleaved({"fused": lambda: fused.run(None, feeds), "unfused": lambda: unfused.run(None, feeds)},
+                         repeats=30)
+    return ("SkipLayerNormFusion",) if min(times["fused"]) > SLOWER_BY * min(times["unfused"]) else ()
