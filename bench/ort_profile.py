@@ -44,8 +44,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-#: Op types of the graph as written whose shapes define the model's GEMM work.
-GEMM_OPS = ("MatMul", "Gemm", "Conv")
+#: Op types of the graph as written whose shapes define the model's GEMM work (ONNX Runtime's int8 graph
+#: writes its weight MatMuls with their biases as MatMulIntegerToFloat).
+GEMM_OPS = ("MatMul", "Gemm", "Conv", "MatMulIntegerToFloat")
 #: ORT's profiler reports kernels with this suffix on their event names.
 KERNEL_EVENT = "_kernel_time"
 
@@ -126,8 +127,8 @@ def _dims(shape: list[dict]) -> list[list[int]]:
 
 
 def model_gemms(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray]) -> list[Gemm]:
-    """The GEMMs of ``graph`` as written (MatMul, Gemm, Conv; float or behind DequantizeLinear), with the
-    shapes of one unoptimised run."""
+    """The GEMMs of ``graph`` as written (MatMul, Gemm, Conv; float or behind DequantizeLinear; and
+    MatMulIntegerToFloat), with the shapes of one unoptimised run."""
     model = onnx.load(str(graph), load_external_data=False)
     initializer_dims = {i.name: list(i.dims) for i in model.graph.initializer}
     weights = set(initializer_dims)

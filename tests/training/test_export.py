@@ -25,6 +25,7 @@ from training.checkpoint import CheckpointError  # noqa: E402
 from training.export import ExportError, ExportSettings, cli_main, export_bundle  # noqa: E402
 from training.export import onnx_export  # noqa: E402
 from training.export.onnx_export import check_parity, export_program, write_onnx  # noqa: E402
+from training.export.integer_matmuls import INTEGER_MATMUL, fold_bias_into_integer_matmuls  # noqa: E402
 from training.export.precision import (  # noqa: E402
     ONNXRUNTIME_INT8, conv_stack_nodes, float_scope_nodes, quantize_int8,
 )
@@ -220,37 +221,52 @@ def test_gelu_is_written_as_onnxruntime_fuses_it_with_torchlibs_values(tmp_path,
 
 
 class _MaskedAttention(torch.nn.Module):
-    """SDPA with a bool key mask as transformers passes it, followed by one op (outputs are not fused)."""
+    """SDPA with a bool key mask as transformers passes it (or none, as timm's ViT), followed by one op
+    (outputs are not fused)."""
 
-    def forward(self, q, k, v, mask):
-        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :]) * 2
+    def forward(self, q, k, v, mask=None):
+        mask = None if mask is None else mask[:, None, None, :]
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask) * 2
 
 
 @pytest.mark.parametrize("heads,tokens,head_dim", [(2, 7, 16), (4, 33, 8)])
-def test_bool_mask_attention_drops_only_the_nan_guard(tmp_path, heads, tokens, head_dim):
-    """The attention lowering: no IsNaN / Where guard left, the values of torchlib's lowering exactly
-    (a row with every key masked included), and torch's on every row that has a key."""
+@pytest.mark.parametrize("masked", [True, False])
+def test_attention_is_torchlibs_without_the_nan_guard_and_with_a_fusable_key_transpose(
+    tmp_path, heads, tokens, head_dim, masked
+):
+    """The attention lowering: the values of torchlib's lowering exactly (a row with every key masked
+    included) and torch's on every row that has a key; no IsNaN / Where guard left; and ONNX Runtime
+    folds Kᵀ and the scales into its FusedMatMul, so no Transpose, Mul or shape arithmetic is left."""
     rng = np.random.default_rng()
     q, k, v = (torch.from_numpy(rng.standard_normal((3, heads, tokens, head_dim)).astype(np.float32)) for _ in range(3))
     mask = torch.from_numpy(rng.random((3, tokens)) > 0.4)
     mask[0, 0], mask[2] = True, False  # the last sample has no key at all
-    program = torch.export.export(_MaskedAttention(), (q, k, v, mask))
+    inputs = (q, k, v, mask) if masked else (q, k, v)
+    program = torch.export.export(_MaskedAttention(), inputs)
     ours, torchlib = tmp_path / "ours.onnx", tmp_path / "torchlib.onnx"
     write_onnx(program, ours, ["y"], plugins=False)
     torch.onnx.export(program, dynamo=True, opset_version=18, output_names=["y"]).save(str(torchlib))
 
-    def run(path: Path) -> np.ndarray:
+    def run(path: Path, optimized: Path | None = None) -> np.ndarray:
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if optimized is None:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        else:
+            options.optimized_model_filepath = str(optimized)
         s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return s.run(None, dict(zip([i.name for i in s.get_inputs()], (q.numpy(), k.numpy(), v.numpy(), mask.numpy()))))[0]
+        return s.run(None, dict(zip([i.name for i in s.get_inputs()], (x.numpy() for x in inputs))))[0]
 
     assert "IsNaN" not in {n.op_type for n in onnx.load(str(ours)).graph.node}
     got = run(ours)
     np.testing.assert_array_equal(got, run(torchlib))
     with torch.no_grad():
-        np.testing.assert_allclose(got[:2], _MaskedAttention()(q, k, v, mask)[:2].numpy(), atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(got[:2], _MaskedAttention()(*inputs)[:2].numpy(), atol=1e-5, rtol=1e-5)
     assert np.isfinite(got).all()
+    optimized = tmp_path / "ours.optimized.onnx"
+    np.testing.assert_allclose(run(ours, optimized), got, atol=1e-5, rtol=1e-5)
+    kept = [n.op_type for n in onnx.load(str(optimized)).graph.node]
+    # (ORT folds the model's own * 2 into the second product's alpha too.)
+    assert kept.count("FusedMatMul") == 2 and not {"Transpose", "Mul", "Shape", "Reshape"} & set(kept), kept
 
 
 # ------------------------------------------------------------------------------------------ variants
@@ -325,19 +341,25 @@ def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     types, _, matmuls = _quantized_activations(onnxruntime)
     assert types == {onnx.TensorProto.UINT8} and matmuls == []
     assert _quantized(onnxruntime, "Conv") == (convs, convs)
-    assert _quantized(onnxruntime, "MatMul")[1] > 0
-    assert _requantized_outputs(tensorrt, "MatMul") > 0 and _requantized_outputs(onnxruntime, "MatMul") == 0
+    # Weight MatMuls as the MatMulIntegerToFloat ORT runs them, each with its bias; none left to fold.
+    integer = [n for n in onnxruntime.graph.node if n.op_type == INTEGER_MATMUL]
+    assert integer and all(len(n.input) == 7 and n.input[6] for n in integer)
+    assert fold_bias_into_integer_matmuls(onnxruntime) == 0
+    assert not any(n.op_type == INTEGER_MATMUL for n in tensorrt.graph.node)
+    assert _requantized_outputs(tensorrt, "MatMul") > 0 and _requantized_outputs(onnxruntime, INTEGER_MATMUL) == 0
     # 7-bit weights for x86's u8 x s8 kernels (int16 pair sums), all 8 bits for TensorRT.
     assert max(map(abs, _int8_weight_limits(onnxruntime))) <= 64
     assert max(map(abs, _int8_weight_limits(tensorrt))) == 127
 
 
 def _int8_weight_limits(model: onnx.ModelProto) -> tuple[int, int]:
-    """The smallest and largest value of the int8 weights (initializers that DequantizeLinear reads)."""
+    """The smallest and largest value of the int8 weights (initializers that DequantizeLinear or
+    MatMulIntegerToFloat reads)."""
     initializers = {init.name: init for init in model.graph.initializer}
-    weights = [onnx.numpy_helper.to_array(initializers[node.input[0]]) for node in model.graph.node
-               if node.op_type == "DequantizeLinear" and node.input[0] in initializers
-               and initializers[node.input[0]].data_type == onnx.TensorProto.INT8]
+    read = {node.input[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    read |= {node.input[1] for node in model.graph.node if node.op_type == INTEGER_MATMUL}
+    weights = [onnx.numpy_helper.to_array(initializers[name]) for name in read
+               if name in initializers and initializers[name].data_type == onnx.TensorProto.INT8]
     assert weights, "no int8 weights"
     values = np.concatenate([w.ravel() for w in weights])
     return int(values.min()), int(values.max())

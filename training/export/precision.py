@@ -16,7 +16,9 @@
     consumer, on two kinds of subgraph:
 
     * weight MatMuls / Gemms, on their inputs only: their outputs stay float, so ORT runs each as one
-      MatMulIntegerToFloat instead of a QLinearMatMul, a re-quantization and a DequantizeLinear.
+      MatMulIntegerToFloat instead of a QLinearMatMul, a re-quantization and a DequantizeLinear. The
+      graph writes that op itself, with the bias Add folded in, which ORT's own fusion leaves apart
+      (:mod:`.integer_matmuls`).
       Activation x activation MatMuls (attention) stay float: re-quantizing costs more than they save.
     * convolution stacks (:func:`conv_stack_nodes`: convolutions with their Clip / Relu activations
       and the residual Adds between them) as a whole, so the CNN runs in integer kernels from end to
@@ -65,6 +67,7 @@ import onnx
 from fusionrt.graph_io import PRESENCE
 
 from .graph_io import batch_feeds
+from .integer_matmuls import fold_bias_into_integer_matmuls
 
 #: Ops computed in float32 inside the FP16 graph (on top of ONNX Runtime's default block list).
 FP16_FP32_OPS = ("LayerNormalization", "Softmax", "ReduceMean", "ReduceSum", "Pow", "Sqrt", "Erf")
@@ -117,6 +120,9 @@ class Int8Scheme:
     #: Weights in 7 bits ([-64, 63]) instead of 8, so that no sum of two uint8 x int8 products overflows
     #: int16 (see the module docstring).
     reduce_range: bool = False
+    #: Whether weight MatMuls and their bias Adds are written as the com.microsoft.MatMulIntegerToFloat that
+    #: ONNX Runtime runs them with, bias included (:mod:`.integer_matmuls`); ORT's graph only.
+    integer_matmuls: bool = False
 
 
 TENSORRT_INT8 = Int8Scheme(
@@ -125,7 +131,7 @@ TENSORRT_INT8 = Int8Scheme(
 )
 ONNXRUNTIME_INT8 = Int8Scheme(
     op_types=("MatMul", "Gemm"), activations="uint8", activation_matmuls=False, dedicated_pairs=True,
-    quantized_outputs=False, conv_stacks=True, reduce_range=True,
+    quantized_outputs=False, conv_stacks=True, reduce_range=True, integer_matmuls=True,
 )
 #: Op types of a convolution stack: the convolutions, their activations and the residual Adds.
 CONV_STACK_OPS = ("Conv", "Clip", "Relu", "Add")
@@ -258,4 +264,8 @@ def quantize_int8(
                 "OpTypesToExcludeOutputQuantization": [] if scheme.quantized_outputs else list(scheme.op_types),
             },
         )
+    if scheme.integer_matmuls:
+        quantized = onnx.load(str(dst))
+        fold_bias_into_integer_matmuls(quantized)
+        onnx.save(quantized, str(dst))
     onnx.checker.check_model(str(dst), full_check=True)
