@@ -19,10 +19,10 @@ which is the same graph without the guard.
 Attention's Kᵀ: torchlib swaps the key's last two axes by flattening it to 3-D, transposing and
 reshaping back, with the shapes computed at run time (Shape, Slice, Concat per layer). ONNX Runtime
 cannot fold that into its ``FusedMatMul`` (``transB``), so it materialises Kᵀ in every layer: with the
-shape arithmetic, about 3 % of a paper-size late ViT int8 graph's 51 ms here (1.3 ms of Transposes,
-measured A/B in one process). Here the key is
-transposed by one 4-D ``Transpose``, which ORT fuses and TensorRT reads as the attention pattern it
-fuses; the values are torchlib's exactly (scaling by sqrt(scale) commutes with a transpose).
+shape arithmetic, about 3 % of a paper-size late ViT int8 graph's 51 ms here (1.3 ms of Transposes;
+measured A/B in one process). Here the key is transposed by one 4-D ``Transpose``, which ORT fuses and
+TensorRT reads as the attention pattern it fuses; the values are torchlib's exactly (scaling by
+sqrt(scale) commutes with a transpose).
 
 Example:
     >>> torch.onnx.export(program, dynamo=True, custom_translation_table={**ATEN_LOWERINGS})  # doctest: +SKIP
