@@ -31,6 +31,8 @@ OPSET = 18
 PLUGIN_DOMAIN = _C.plugin_specs()["namespace"]
 # ONNX attribute types (onnx.defs.OpSchema.AttrType names) of the plugin field types the contracts use.
 _ATTRIBUTE_TYPES = {"float32": "FLOAT", "int32": "INT"}
+#: The lowest finite float32, the additive mask of a key not attended.
+_LOWEST_FLOAT32 = -3.4028234663852886e38
 
 
 def attribute_types(spec_key: str) -> dict[str, Any]:
@@ -118,11 +120,13 @@ def multihead_attention_standard(q: Any, k: Any, v: Any, key_padding_mask: Any =
         return op.MatMul(op.Softmax(scores, axis=-1), v)
     attended = op.Unsqueeze(key_padding_mask, op.Constant(value_ints=[1, 2]))  # (batch, 1, 1, Lk)
     zero = op.CastLike(op.Constant(value_float=0.0), q)
-    # Masked by adding -inf (a finite score plus -inf is -inf, what selecting it gives): the bias is built
-    # on the (batch, 1, 1, Lk) mask, and ONNX Runtime's broadcasting Add over the scores is several
-    # times faster than its broadcasting Where (1.4 ms of a paper-size early ViT int8 graph's 28 here;
-    # the graph ran 3 % faster A/B).
-    bias = op.Where(attended, zero, op.CastLike(op.Constant(value_float=float("-inf")), q))
+    # Masked by adding the lowest float (a score plus it rounds to it, far below every attended score, so
+    # its softmax weight is 0 as a selected -inf's would be; -inf itself in an Add output gives ORT's int8
+    # calibration an infinite range). The bias is built on the (batch, 1, 1, Lk) mask, and ONNX Runtime's
+    # broadcasting Add over the scores is several times faster than its broadcasting Where (1.4 ms of a
+    # paper-size early ViT int8 graph's 28 here; the graph ran 3 % faster A/B).
+    lowest = op.CastLike(op.Constant(value_float=_LOWEST_FLOAT32), q)
+    bias = op.Where(attended, zero, lowest)
     out = op.MatMul(op.Softmax(op.Add(scores, bias), axis=-1), v)
     # Softmax over no key is NaN; the op defines such rows as zeros.
     has_key = op.ReduceMax(op.Cast(attended, to=1), op.Constant(value_ints=[-1]), keepdims=1)  # float
