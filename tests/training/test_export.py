@@ -187,15 +187,16 @@ class _GeluBetweenLinears(torch.nn.Module):
         return self.outer(torch.nn.functional.gelu(self.inner(x), approximate=self.approximate))
 
 
-def _ort_outputs(path: Path, x: np.ndarray, optimized: Path | None = None) -> np.ndarray:
-    """The graph's output in ONNX Runtime: unoptimised (the ops as written) or optimised, saved to ``optimized``."""
+def _ort_outputs(path: Path, *inputs: np.ndarray, optimized: Path | None = None) -> np.ndarray:
+    """The graph's first output on ``inputs`` (in the graph's input order) in ONNX Runtime: unoptimised
+    (the ops as written) or optimised, saved to ``optimized``."""
     options = ort.SessionOptions()
     if optimized is None:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     else:
         options.optimized_model_filepath = str(optimized)
     s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return s.run(None, {s.get_inputs()[0].name: x})[0]
+    return s.run(None, dict(zip([i.name for i in s.get_inputs()], inputs, strict=True)))[0]
 
 
 @pytest.mark.parametrize("approximate,fused", [("none", {"Gelu", "BiasGelu"}), ("tanh", {"FastGelu"})])
@@ -212,7 +213,7 @@ def test_gelu_is_written_as_onnxruntime_fuses_it_with_torchlibs_values(tmp_path,
     torch.onnx.export(program, dynamo=True, opset_version=18, output_names=["y"]).save(str(torchlib))
 
     optimized = tmp_path / "ours.optimized.onnx"
-    got = _ort_outputs(ours, x.numpy(), optimized)
+    got = _ort_outputs(ours, x.numpy(), optimized=optimized)
     kept = {n.op_type for n in onnx.load(str(optimized), load_external_data=False).graph.node}
     assert kept & fused and not kept & {"Erf", "Tanh"}, kept
     with torch.no_grad():
@@ -248,13 +249,7 @@ def test_attention_is_torchlibs_without_the_nan_guard_and_with_a_fusable_key_tra
     torch.onnx.export(program, dynamo=True, opset_version=18, output_names=["y"]).save(str(torchlib))
 
     def run(path: Path, optimized: Path | None = None) -> np.ndarray:
-        options = ort.SessionOptions()
-        if optimized is None:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        else:
-            options.optimized_model_filepath = str(optimized)
-        s = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return s.run(None, dict(zip([i.name for i in s.get_inputs()], (x.numpy() for x in inputs))))[0]
+        return _ort_outputs(path, *(x.numpy() for x in inputs), optimized=optimized)
 
     assert "IsNaN" not in {n.op_type for n in onnx.load(str(ours)).graph.node}
     got = run(ours)
