@@ -45,8 +45,9 @@ import onnx
 import onnxruntime as ort
 
 #: Op types of the graph as written whose shapes define the model's GEMM work (ONNX Runtime's int8 graph
-#: writes its weight MatMuls with their biases as MatMulIntegerToFloat).
-GEMM_OPS = ("MatMul", "Gemm", "Conv", "MatMulIntegerToFloat")
+#: writes its weight MatMuls with their biases as MatMulIntegerToFloat, and each self-attention, its q / k / v
+#: projection and both products, as one QAttention).
+GEMM_OPS = ("MatMul", "Gemm", "Conv", "MatMulIntegerToFloat", "QAttention")
 #: ORT's profiler reports kernels with this suffix on their event names.
 KERNEL_EVENT = "_kernel_time"
 
@@ -155,6 +156,14 @@ def model_gemms(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray]) 
             groups = a[1] // b[1]
             conv = (tuple(a), tuple(b), tuple(nodes[name].attribute))
             gemms.append(Gemm("conv", out[0] * groups, int(np.prod(out[2:])), int(np.prod(b[1:])), b[0] // groups, conv))
+        elif op == "QAttention":  # input [B, S, Cin], weight [Cin, 3 C]: the projection, then per head q kᵀ and p v
+            batch, tokens, width = a
+            columns = initializer_dims[nodes[name].input[1]][1]
+            heads = next(x.i for x in nodes[name].attribute if x.name == "num_heads")
+            size = columns // 3 // heads
+            gemms += [Gemm("weight", 1, batch * tokens, width, columns),
+                      Gemm("activation", batch * heads, tokens, size, tokens),
+                      Gemm("activation", batch * heads, tokens, tokens, size)]
         else:  # k from sizes, so transposed operands (Gemm's transA / transB) need no attributes
             n = out[-1]
             rows = int(np.prod(out)) // n

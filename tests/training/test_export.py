@@ -25,6 +25,7 @@ from training.checkpoint import CheckpointError  # noqa: E402
 from training.export import ExportError, ExportSettings, cli_main, export_bundle  # noqa: E402
 from training.export import onnx_export  # noqa: E402
 from training.export.onnx_export import check_parity, export_program, write_onnx  # noqa: E402
+from training.export.integer_attention import INTEGER_ATTENTION, fuse_integer_attention  # noqa: E402
 from training.export.integer_matmuls import INTEGER_MATMUL, fold_bias_into_integer_matmuls  # noqa: E402
 from training.export.precision import (  # noqa: E402
     ONNXRUNTIME_INT8, conv_stack_nodes, float_scope_nodes, quantize_int8,
@@ -321,8 +322,8 @@ def _requantized_outputs(proto: onnx.ModelProto, op_type: str) -> int:
 def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     """TensorRT's graph: int8 activations with zero point 0 everywhere, attention products and
     convolutions included. ONNX Runtime's: uint8 activations (x86's u8 x s8 integer kernels) into
-    weight MatMuls, whose outputs stay float (MatMulIntegerToFloat), and through whole convolution
-    stacks."""
+    weight MatMuls, whose outputs stay float (MatMulIntegerToFloat), self-attentions as QAttention, and
+    through whole convolution stacks."""
     _, path, manifest = full_bundle
     variant = manifest.variants["int8"]
     assert variant.onnx == "model.int8.onnx" and variant.onnxruntime_file == "model.int8.ort.onnx"
@@ -341,6 +342,12 @@ def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     assert integer and all(len(n.input) == 7 and n.input[6] for n in integer)
     assert fold_bias_into_integer_matmuls(onnxruntime) == 0
     assert not any(n.op_type == INTEGER_MATMUL for n in tensorrt.graph.node)
+    # Every self-attention (the text encoder's, the vision encoder's) as one QAttention, softmax inside.
+    attentions = [n for n in onnxruntime.graph.node if n.op_type == INTEGER_ATTENTION]
+    softmaxes = sum(n.op_type == "Softmax" for n in onnx.load(str(path / "model.onnx")).graph.node)
+    assert len(attentions) == softmaxes > 0 and not any(n.op_type == "Softmax" for n in onnxruntime.graph.node)
+    assert fuse_integer_attention(onnxruntime) == 0
+    assert not any(n.op_type == INTEGER_ATTENTION for n in tensorrt.graph.node)
     assert _requantized_outputs(tensorrt, "MatMul") > 0 and _requantized_outputs(onnxruntime, INTEGER_MATMUL) == 0
     # 7-bit weights for x86's u8 x s8 kernels (int16 pair sums), all 8 bits for TensorRT.
     assert max(map(abs, _int8_weight_limits(onnxruntime))) <= 64
@@ -349,10 +356,10 @@ def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
 
 def _int8_weight_limits(model: onnx.ModelProto) -> tuple[int, int]:
     """The smallest and largest value of the int8 weights (initializers that DequantizeLinear or
-    MatMulIntegerToFloat reads)."""
+    MatMulIntegerToFloat or QAttention reads)."""
     initializers = {init.name: init for init in model.graph.initializer}
     read = {node.input[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
-    read |= {node.input[1] for node in model.graph.node if node.op_type == INTEGER_MATMUL}
+    read |= {node.input[1] for node in model.graph.node if node.op_type in (INTEGER_MATMUL, INTEGER_ATTENTION)}
     weights = [onnx.numpy_helper.to_array(initializers[name]) for name in read
                if name in initializers and initializers[name].data_type == onnx.TensorProto.INT8]
     assert weights, "no int8 weights"

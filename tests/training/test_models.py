@@ -250,6 +250,27 @@ def test_default_text_encoder_loads_bundled_minilm_offline(monkeypatch) -> None:
     torch.testing.assert_close(encoder.model.embeddings.word_embeddings.weight, stored[key])
 
 
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_text_encoder_masks_padding_as_transformers_does_from_the_2d_mask(implementation) -> None:
+    """The encoder hands SDPA attention a (batch, 1, 1, keys) mask (one Unsqueeze in the export) and
+    eager attention the 2-D mask: either way the hidden states are transformers' own from the 2-D mask."""
+    from training.models.text_encoder import TextEncoder
+
+    torch.manual_seed(0)
+    encoder = TextEncoder(TextBackboneConfig(**{**TINY_TEXT, "tap_layer": 2}), ["final"]).eval()
+    encoder.model.config._attn_implementation = implementation
+    ids = torch.randint(0, 100, (4, 9))
+    mask = (torch.arange(9)[None, :] < torch.tensor([[9], [5], [1], [7]])).long()
+    with torch.no_grad():
+        expected = encoder.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = encoder(ids, mask)["final"].tokens
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # The padding matters: the same ids unmasked give other states at the kept positions.
+    with torch.no_grad():
+        unmasked = encoder(ids, torch.ones_like(mask))["final"].tokens
+    assert not torch.allclose(unmasked[1, :5], got[1, :5], atol=1e-4)
+
+
 # ---------------------------------------------------------------------------------------- input errors
 
 

@@ -20,6 +20,8 @@
       graph writes that op itself, with the bias Add folded in, which ORT's own fusion leaves apart
       (:mod:`.integer_matmuls`).
       Activation x activation MatMuls (attention) stay float: re-quantizing costs more than they save.
+      Each self-attention over such projections is then written as the one QAttention kernel ORT has
+      for it, projection, head layout, products and softmax together (:mod:`.integer_attention`).
     * convolution stacks (:func:`conv_stack_nodes`: convolutions with their Clip / Relu activations
       and the residual Adds between them) as a whole, so the CNN runs in integer kernels from end to
       end. Convolutions alone would be slower than fp32, since the float activations and Adds between
@@ -67,6 +69,7 @@ import onnx
 from fusionrt.graph_io import PRESENCE
 
 from .graph_io import batch_feeds
+from .integer_attention import fuse_integer_attention
 from .integer_matmuls import fold_bias_into_integer_matmuls
 
 #: Ops computed in float32 inside the FP16 graph (on top of ONNX Runtime's default block list).
@@ -123,6 +126,9 @@ class Int8Scheme:
     #: Whether weight MatMuls and their bias Adds are written as the com.microsoft.MatMulIntegerToFloat that
     #: ONNX Runtime runs them with, bias included (:mod:`.integer_matmuls`); ORT's graph only.
     integer_matmuls: bool = False
+    #: Whether each self-attention over such MatMuls is written as the com.microsoft.QAttention that runs
+    #: it in one kernel (:mod:`.integer_attention`); ORT's graph only, after ``integer_matmuls``.
+    integer_attention: bool = False
 
 
 TENSORRT_INT8 = Int8Scheme(
@@ -132,6 +138,7 @@ TENSORRT_INT8 = Int8Scheme(
 ONNXRUNTIME_INT8 = Int8Scheme(
     op_types=("MatMul", "Gemm"), activations="uint8", activation_matmuls=False, dedicated_pairs=True,
     quantized_outputs=False, conv_stacks=True, reduce_range=True, integer_matmuls=True,
+    integer_attention=True,
 )
 #: Op types of a convolution stack: the convolutions, their activations and the residual Adds.
 CONV_STACK_OPS = ("Conv", "Clip", "Relu", "Add")
@@ -267,5 +274,7 @@ def quantize_int8(
     if scheme.integer_matmuls:
         quantized = onnx.load(str(dst))
         fold_bias_into_integer_matmuls(quantized)
+        if scheme.integer_attention:
+            fuse_integer_attention(quantized)
         onnx.save(quantized, str(dst))
     onnx.checker.check_model(str(dst), full_check=True)

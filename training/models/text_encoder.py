@@ -144,8 +144,13 @@ class TextEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Stream]:
         """``(batch, length)`` ids and mask -> one :class:`Stream` per point."""
         both = len(self.points) == 2
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=both)
         mask = attention_mask.bool()
+        # SDPA attention takes a (batch, 1, 1, keys) bool mask as it is, with the same result. From the
+        # 2-D mask transformers builds it with ~20 index ops, which export as they are; this one exports
+        # as one Unsqueeze, the form ONNX Runtime's int8 graph fuses (training/export/integer_attention.py).
+        sdpa = getattr(self.model.config, "_attn_implementation", None) == "sdpa"
+        key_mask = mask[:, None, None, :] if sdpa else attention_mask
+        out = self.model(input_ids=input_ids, attention_mask=key_mask, output_hidden_states=both)
         streams = {}
         if "final" in self.points:
             streams["final"] = self._stream(out.last_hidden_state, mask)
