@@ -25,6 +25,7 @@ from training.checkpoint import CheckpointError  # noqa: E402
 from training.export import ExportError, ExportSettings, cli_main, export_bundle  # noqa: E402
 from training.export import onnx_export  # noqa: E402
 from training.export.onnx_export import check_parity, export_program, write_onnx  # noqa: E402
+from training.export.float_residuals import read_float_residuals  # noqa: E402
 from training.export.integer_attention import INTEGER_ATTENTION, fuse_integer_attention  # noqa: E402
 from training.export.integer_matmuls import INTEGER_MATMUL, fold_bias_into_integer_matmuls  # noqa: E402
 from training.export.precision import (  # noqa: E402
@@ -347,6 +348,8 @@ def test_int8_graphs_follow_their_runtimes_schemes(full_bundle):
     softmaxes = sum(n.op_type == "Softmax" for n in onnx.load(str(path / "model.onnx")).graph.node)
     assert len(attentions) == softmaxes > 0 and not any(n.op_type == "Softmax" for n in onnxruntime.graph.node)
     assert fuse_integer_attention(onnxruntime) == 0
+    # The text encoder's residual Adds read its LayerNorm outputs, not int8 round trips of them.
+    assert read_float_residuals(onnxruntime) == 0
     assert not any(n.op_type == INTEGER_ATTENTION for n in tensorrt.graph.node)
     assert _requantized_outputs(tensorrt, "MatMul") > 0 and _requantized_outputs(onnxruntime, INTEGER_MATMUL) == 0
     # 7-bit weights for x86's u8 x s8 kernels (int16 pair sums), all 8 bits for TensorRT.

@@ -22,6 +22,8 @@
       Activation x activation MatMuls (attention) stay float: re-quantizing costs more than they save.
       Each self-attention over such projections is then written as the one QAttention kernel ORT has
       for it, projection, head layout, products and softmax together (:mod:`.integer_attention`).
+      A residual Add that reads a LayerNorm output gets the float output, not its int8 round trip
+      (:mod:`.float_residuals`).
     * convolution stacks (:func:`conv_stack_nodes`: convolutions with their Clip / Relu activations
       and the residual Adds between them) as a whole, so the CNN runs in integer kernels from end to
       end. Convolutions alone would be slower than fp32, since the float activations and Adds between
@@ -69,6 +71,7 @@ import onnx
 from fusionrt.graph_io import PRESENCE
 
 from .graph_io import batch_feeds
+from .float_residuals import read_float_residuals
 from .integer_attention import fuse_integer_attention
 from .integer_matmuls import fold_bias_into_integer_matmuls
 
@@ -129,6 +132,9 @@ class Int8Scheme:
     #: Whether each self-attention over such MatMuls is written as the com.microsoft.QAttention that runs
     #: it in one kernel (:mod:`.integer_attention`); ORT's graph only, after ``integer_matmuls``.
     integer_attention: bool = False
+    #: Whether residual Adds read LayerNorm outputs themselves instead of the int8 round trip a Q/DQ pair
+    #: per consumer gives them (:mod:`.float_residuals`); ORT's graph only.
+    float_residuals: bool = False
 
 
 TENSORRT_INT8 = Int8Scheme(
@@ -138,7 +144,7 @@ TENSORRT_INT8 = Int8Scheme(
 ONNXRUNTIME_INT8 = Int8Scheme(
     op_types=("MatMul", "Gemm"), activations="uint8", activation_matmuls=False, dedicated_pairs=True,
     quantized_outputs=False, conv_stacks=True, reduce_range=True, integer_matmuls=True,
-    integer_attention=True,
+    integer_attention=True, float_residuals=True,
 )
 #: Op types of a convolution stack: the convolutions, their activations and the residual Adds.
 CONV_STACK_OPS = ("Conv", "Clip", "Relu", "Add")
@@ -271,10 +277,13 @@ def quantize_int8(
                 "OpTypesToExcludeOutputQuantization": [] if scheme.quantized_outputs else list(scheme.op_types),
             },
         )
-    if scheme.integer_matmuls:
+    if scheme.integer_matmuls or scheme.float_residuals:
         quantized = onnx.load(str(dst))
-        fold_bias_into_integer_matmuls(quantized)
-        if scheme.integer_attention:
-            fuse_integer_attention(quantized)
+        if scheme.integer_matmuls:
+            fold_bias_into_integer_matmuls(quantized)
+            if scheme.integer_attention:
+                fuse_integer_attention(quantized)
+        if scheme.float_residuals:
+            read_float_residuals(quantized)
         onnx.save(quantized, str(dst))
     onnx.checker.check_model(str(dst), full_check=True)
