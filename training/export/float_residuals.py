@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import onnx
 
+from .graph_index import GraphIndex
+
 #: Float producers whose round trips this rewrite removes: their outputs feed no integer kernel but
 #: through the QuantizeLinear that stays for the projections.
 FLOAT_PRODUCERS = ("LayerNormalization",)
@@ -27,22 +29,14 @@ def read_float_residuals(model: onnx.ModelProto) -> int:
     Add with a float other operand (not a DequantizeLinear output, which ORT could fuse into an integer
     Add); the round trip's nodes left without readers go."""
     graph = model.graph
-    producers = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    graph_outputs = {value.name for value in graph.output}
-
-    def made_by(tensor: str, op_type: str) -> onnx.NodeProto | None:
-        node = producers.get(tensor)
-        return node if node is not None and node.op_type == op_type and node.domain in ("", "ai.onnx") else None
+    index = GraphIndex(graph)
+    producers, readers, graph_outputs = index.producers, index.readers, index.outputs
 
     rewired, dropped = 0, set()
     for dequantize in graph.node:
         if dequantize.op_type != "DequantizeLinear" or dequantize.output[0] in graph_outputs:
             continue
-        quantize = made_by(dequantize.input[0], "QuantizeLinear")
+        quantize = index.producer(dequantize.input[0], "QuantizeLinear")
         if quantize is None or list(quantize.input[1:]) != list(dequantize.input[1:]):
             continue
         source = quantize.input[0]
@@ -50,7 +44,7 @@ def read_float_residuals(model: onnx.ModelProto) -> int:
             continue
         adds = readers.get(dequantize.output[0], [])
         if not adds or any(
-            add.op_type != "Add" or any(made_by(x, "DequantizeLinear") for x in add.input if x != dequantize.output[0])
+            add.op_type != "Add" or any(index.producer(x, "DequantizeLinear") for x in add.input if x != dequantize.output[0])
             for add in adds
         ):
             continue

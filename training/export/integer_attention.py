@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .graph_index import STANDARD_DOMAINS, GraphIndex, attribute
 from .integer_matmuls import INTEGER_MATMUL, MICROSOFT_DOMAIN
 
 INTEGER_ATTENTION = "QAttention"
@@ -44,49 +45,7 @@ class _Projection:
     head_size: int
 
 
-class _Graph:
-    """Lookups over one graph: producers, readers, constants."""
-
-    def __init__(self, graph: onnx.GraphProto) -> None:
-        self.graph = graph
-        self.initializers = {init.name: init for init in graph.initializer}
-        self.producers = {out: node for node in graph.node for out in node.output}
-        self.readers: dict[str, list[onnx.NodeProto]] = {}
-        for node in graph.node:
-            for name in node.input:
-                self.readers.setdefault(name, []).append(node)
-        self.outputs = {value.name for value in graph.output}
-
-    def producer(self, tensor: str, op_type: str) -> onnx.NodeProto | None:
-        node = self.producers.get(tensor)
-        return node if node is not None and node.op_type == op_type else None
-
-    def sole_reader(self, tensor: str, op_type: str) -> onnx.NodeProto | None:
-        """The one node reading ``tensor``, if it is an ``op_type`` and ``tensor`` is no graph output."""
-        readers = self.readers.get(tensor, [])
-        if len(readers) != 1 or readers[0].op_type != op_type or tensor in self.outputs:
-            return None
-        return readers[0]
-
-    def constant(self, tensor: str) -> np.ndarray | None:
-        init = self.initializers.get(tensor)
-        if init is not None:
-            return numpy_helper.to_array(init)
-        node = self.producers.get(tensor)
-        if node is not None and node.op_type == "Constant" and node.attribute[0].name == "value":
-            return numpy_helper.to_array(node.attribute[0].t)
-        return None
-
-    def scalar(self, tensor: str) -> float | None:
-        value = self.constant(tensor)
-        return float(value) if value is not None and value.size == 1 and value.dtype.kind == "f" else None
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: object = None) -> object:
-    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
-
-
-def _scaled(g: _Graph, tensor: str) -> tuple[str, float]:
+def _scaled(g: GraphIndex, tensor: str) -> tuple[str, float]:
     """``tensor`` as (its unscaled source, the constant factor) when a Mul by a scalar made it."""
     mul = g.producer(tensor, "Mul")
     if mul is not None:
@@ -97,12 +56,12 @@ def _scaled(g: _Graph, tensor: str) -> tuple[str, float]:
     return tensor, 1.0
 
 
-def _projection(g: _Graph, tensor: str, transposed: bool) -> _Projection | None:
+def _projection(g: GraphIndex, tensor: str, transposed: bool) -> _Projection | None:
     """The projection ``tensor`` is a head-major view of: (batch, heads, sequence, head_size), or with
     its last two axes swapped when ``transposed`` (kᵀ)."""
     node = g.producers.get(tensor)
     if node is not None and node.op_type == "Transpose":
-        perm = list(_attribute(node, "perm", []))
+        perm = list(attribute(node, "perm", []))
         if transposed and perm == [0, 1, 3, 2]:  # kᵀ of a head-major k
             return _projection(g, node.input[0], transposed=False)
         reshape = g.producer(node.input[0], "Reshape")
@@ -111,10 +70,10 @@ def _projection(g: _Graph, tensor: str, transposed: bool) -> _Projection | None:
         shape = g.constant(reshape.input[1])
         if shape is None or len(shape) != 4 or min(shape[2:]) < 1:
             return None
-        matmul = g.producer(reshape.input[0], INTEGER_MATMUL)
+        matmul = g.producer(reshape.input[0], INTEGER_MATMUL, (MICROSOFT_DOMAIN,))
         return None if matmul is None else _Projection(matmul, 0, 1, int(shape[2]), int(shape[3]))
     if node is not None and node.op_type == "Squeeze" and not transposed:  # unbound from a packed projection
-        axes = g.constant(node.input[1]) if len(node.input) > 1 else _attribute(node, "axes")
+        axes = g.constant(node.input[1]) if len(node.input) > 1 else attribute(node, "axes")
         part = _packed_part(g, node.input[0])
         if axes is None or list(np.ravel(axes)) != [0] or part is None:
             return None
@@ -123,12 +82,12 @@ def _projection(g: _Graph, tensor: str, transposed: bool) -> _Projection | None:
         shape = None if reshape is None else g.constant(reshape.input[1])
         if shape is None or len(shape) != 5 or shape[2] != 3 or min(shape[3:]) < 1:
             return None
-        matmul = g.producer(reshape.input[0], INTEGER_MATMUL)
+        matmul = g.producer(reshape.input[0], INTEGER_MATMUL, (MICROSOFT_DOMAIN,))
         return None if matmul is None else _Projection(matmul, index, 3, int(shape[3]), int(shape[4]))
     return None
 
 
-def _packed_part(g: _Graph, tensor: str) -> tuple[int, onnx.NodeProto] | None:
+def _packed_part(g: GraphIndex, tensor: str) -> tuple[int, onnx.NodeProto] | None:
     """(index, the Transpose) when ``tensor`` is q, k or v taken along axis 0 of
     a (3, batch, heads, sequence, head_size) Transpose, as an exporter writes ``qkv.unbind(0)``."""
     node = g.producers.get(tensor)
@@ -144,7 +103,7 @@ def _packed_part(g: _Graph, tensor: str) -> tuple[int, onnx.NodeProto] | None:
         if axis != 0 or step != 1 or end != index + 1 or not 0 <= index < 3:
             return None
     elif node.op_type == "Split":
-        if _attribute(node, "axis", 0) != 0 or len(node.output) != 3:
+        if attribute(node, "axis", 0) != 0 or len(node.output) != 3:
             return None
         sizes = g.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else np.ones(3)
         if list(np.ravel(sizes)) != [1, 1, 1]:
@@ -153,12 +112,12 @@ def _packed_part(g: _Graph, tensor: str) -> tuple[int, onnx.NodeProto] | None:
     else:
         return None
     transpose = g.producer(node.input[0], "Transpose")
-    if transpose is None or list(_attribute(transpose, "perm", [])) != [2, 0, 3, 1, 4]:
+    if transpose is None or list(attribute(transpose, "perm", [])) != [2, 0, 3, 1, 4]:
         return None
     return index, transpose
 
 
-def _key_mask(g: _Graph, tensor: str) -> tuple[str, float] | None:
+def _key_mask(g: GraphIndex, tensor: str) -> tuple[str, float] | None:
     """(the (batch, keys) bool mask, the masked keys' value) when ``tensor`` is
     ``Where(Unsqueeze(mask, [1, 2]), 0, lowest)``."""
     where = g.producer(tensor, "Where")
@@ -166,7 +125,7 @@ def _key_mask(g: _Graph, tensor: str) -> tuple[str, float] | None:
     if unsqueeze is None or g.scalar(where.input[1]) != 0.0:
         return None
     masked = g.scalar(where.input[2])
-    axes = g.constant(unsqueeze.input[1]) if len(unsqueeze.input) > 1 else _attribute(unsqueeze, "axes")
+    axes = g.constant(unsqueeze.input[1]) if len(unsqueeze.input) > 1 else attribute(unsqueeze, "axes")
     if masked is None or masked > -1e4 or axes is None or list(np.ravel(axes)) != [1, 2]:
         return None
     return unsqueeze.input[0], masked
@@ -182,9 +141,9 @@ class _Match:
     output: str  # the (batch, sequence, width) tensor the attention writes
 
 
-def _match(g: _Graph, softmax: onnx.NodeProto) -> _Match | None:
+def _match(g: GraphIndex, softmax: onnx.NodeProto) -> _Match | None:
     """The self-attention around ``softmax``, or None."""
-    if _attribute(softmax, "axis", -1) not in (-1, 3):
+    if attribute(softmax, "axis", -1) not in (-1, 3):
         return None
     scores, mask, mask_value = softmax.input[0], None, 0.0
     add = g.producer(scores, "Add")
@@ -210,7 +169,7 @@ def _match(g: _Graph, softmax: onnx.NodeProto) -> _Match | None:
     if where is not None and where.input[1] == out and g.scalar(where.input[2]) == 0.0:
         out, has_key = where.output[0], (where.input[0], where.input[2])
     transpose = g.sole_reader(out, "Transpose")
-    if transpose is None or list(_attribute(transpose, "perm", [])) != [0, 2, 1, 3]:
+    if transpose is None or list(attribute(transpose, "perm", [])) != [0, 2, 1, 3]:
         return None
     reshape = g.sole_reader(transpose.output[0], "Reshape")
     shape = None if reshape is None else g.constant(reshape.input[1])
@@ -220,7 +179,7 @@ def _match(g: _Graph, softmax: onnx.NodeProto) -> _Match | None:
     return _Match(projections, factor * q_factor * k_factor, mask, mask_value, has_key, reshape.output[0])
 
 
-def _same_source(g: _Graph, projections: tuple[_Projection, ...]) -> bool:
+def _same_source(g: GraphIndex, projections: tuple[_Projection, ...]) -> bool:
     """Whether q, k and v are one packed projection's three parts, or three projections of one
     quantized input, with one head layout that QAttention's (input width, 3 x width) weight can carry."""
     q, k, v = projections
@@ -236,7 +195,7 @@ def _same_source(g: _Graph, projections: tuple[_Projection, ...]) -> bool:
     return len(sources) == 1 and None not in next(iter(sources))
 
 
-def _quantized_source(g: _Graph, matmul: onnx.NodeProto) -> tuple[str, float | None, int | None]:
+def _quantized_source(g: GraphIndex, matmul: onnx.NodeProto) -> tuple[str, float | None, int | None]:
     """(float tensor, scale, zero point) that ``matmul``'s activation quantizes: with dedicated Q/DQ
     pairs, q, k and v read one tensor through three QuantizeLinear nodes of the same scale."""
     x, scale = matmul.input[0], g.scalar(matmul.input[2])
@@ -245,7 +204,7 @@ def _quantized_source(g: _Graph, matmul: onnx.NodeProto) -> tuple[str, float | N
     return (x if quantize is None else quantize.input[0], scale, None if zero is None else int(zero.item()))
 
 
-def _qattention_inputs(g: _Graph, match: _Match, new: list[onnx.TensorProto]) -> list[str] | None:
+def _qattention_inputs(g: GraphIndex, match: _Match, new: list[onnx.TensorProto]) -> list[str] | None:
     """QAttention's weight, bias, scales and zero points for ``match`` (new initializers in ``new``)."""
     q = match.projections[0]
     first = q.matmul
@@ -332,12 +291,12 @@ def fuse_integer_attention(model: onnx.ModelProto) -> int:
     opset = next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
     if opset < 13:  # Softmax over the last axis alone from opset 13 on
         return 0
-    g = _Graph(model.graph)
+    g = GraphIndex(model.graph)
     written: dict[str, list[onnx.NodeProto]] = {}  # the attention's output -> the nodes that now write it
     casts: dict[str, str] = {}  # bool mask -> its int32 copy
     initializers: list[onnx.TensorProto] = []
     for softmax in model.graph.node:
-        if softmax.op_type != "Softmax" or softmax.domain not in ("", "ai.onnx"):
+        if softmax.op_type != "Softmax" or softmax.domain not in STANDARD_DOMAINS:
             continue
         match = _match(g, softmax)
         staged: list[onnx.TensorProto] = []

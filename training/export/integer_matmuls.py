@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import onnx
 
+from .graph_index import STANDARD_DOMAINS, GraphIndex
+
 #: The contrib op domain and the op that carries the bias.
 MICROSOFT_DOMAIN = "com.microsoft"
 INTEGER_MATMUL = "MatMulIntegerToFloat"
@@ -36,24 +38,17 @@ def fold_bias_into_integer_matmuls(model: onnx.ModelProto) -> int:
     left without readers goes.
     """
     graph = model.graph
-    initializers = {init.name: init for init in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    graph_outputs = {value.name for value in graph.output}
+    index = GraphIndex(graph)
+    initializers, readers, graph_outputs = index.initializers, index.readers, index.outputs
 
     def dequantize(tensor: str) -> onnx.NodeProto | None:
-        node = producers.get(tensor)
-        standard = node is not None and node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx")
-        return node if standard else None
+        return index.producer(tensor, "DequantizeLinear")
 
     # Keyed by output names, which SSA makes unique (node names need not be).
     replaced: dict[str, onnx.NodeProto] = {}  # the Add's output -> the node written in its place
     dropped: set[str] = set()  # outputs of the MatMuls folded away
     for matmul in graph.node:
-        if matmul.op_type != "MatMul" or matmul.domain not in ("", "ai.onnx"):
+        if matmul.op_type != "MatMul" or matmul.domain not in STANDARD_DOMAINS:
             continue
         activation, weight = dequantize(matmul.input[0]), dequantize(matmul.input[1])
         adds = readers.get(matmul.output[0], [])
