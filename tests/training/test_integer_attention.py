@@ -244,3 +244,16 @@ def test_leaves_what_the_op_cannot_carry(change):
     before = model.SerializeToString()
     assert fuse_integer_attention(model) == 0
     assert model.SerializeToString() == before
+
+
+def test_leaves_a_zeroing_it_cannot_read_as_fusionrts_empty_row_condition():
+    """fusionrt's form with the Where after the products reading another condition (per query, not per
+    sample): the op's (batch, 1, 1) condition could not carry it, so nothing is fused."""
+    rng = np.random.default_rng()
+    model = _attention_graph(rng, 2, 6, 2, 8, "fusionrt", masked=True)
+    reduce = next(n for n in model.graph.node if n.op_type == "ReduceMax")
+    model.graph.initializer.append(numpy_helper.from_array(np.array([2], np.int64), "other_axis"))
+    reduce.input[1] = "other_axis"
+    before = model.SerializeToString()
+    assert fuse_integer_attention(model) == 0
+    assert model.SerializeToString() == before

@@ -131,6 +131,19 @@ def _key_mask(g: GraphIndex, tensor: str) -> tuple[str, float] | None:
     return unsqueeze.input[0], masked
 
 
+def _has_any_key(g: GraphIndex, tensor: str, mask: str) -> bool:
+    """Whether ``tensor`` is fusionrt's (batch, 1, 1, 1) "this sample has a key" condition on ``mask``:
+    ``Greater(ReduceMax(Cast(Unsqueeze(mask, [1, 2])), -1, keepdims), 0)``."""
+    greater = g.producer(tensor, "Greater")
+    reduce = None if greater is None or g.scalar(greater.input[1]) != 0.0 else g.producer(greater.input[0], "ReduceMax")
+    axes = None if reduce is None or len(reduce.input) < 2 else g.constant(reduce.input[1])
+    if axes is None or list(np.ravel(axes)) not in ([-1], [3]) or attribute(reduce, "keepdims", 1) != 1:
+        return False
+    cast = g.producer(reduce.input[0], "Cast")
+    unsqueeze = None if cast is None else g.producer(cast.input[0], "Unsqueeze")
+    return unsqueeze is not None and unsqueeze.input[0] == mask
+
+
 @dataclass(frozen=True)
 class _Match:
     projections: tuple[_Projection, _Projection, _Projection]  # q, k, v
@@ -167,6 +180,8 @@ def _match(g: GraphIndex, softmax: onnx.NodeProto) -> _Match | None:
     out, has_key = apply.output[0], None
     where = g.sole_reader(out, "Where")
     if where is not None and where.input[1] == out and g.scalar(where.input[2]) == 0.0:
+        if mask is None or not _has_any_key(g, where.input[0], mask):
+            return None
         out, has_key = where.output[0], (where.input[0], where.input[2])
     transpose = g.sole_reader(out, "Transpose")
     if transpose is None or list(attribute(transpose, "perm", [])) != [0, 2, 1, 3]:
