@@ -257,3 +257,23 @@ def test_leaves_a_zeroing_it_cannot_read_as_fusionrts_empty_row_condition():
     before = model.SerializeToString()
     assert fuse_integer_attention(model) == 0
     assert model.SerializeToString() == before
+
+
+@pytest.mark.parametrize("form,masked", [("packed", False), ("bert", True)])
+def test_the_profile_counts_the_fused_ops_gemms_as_the_graphs_own(tmp_path, form, masked):
+    """bench/ort_profile.py reads QAttention as the projection (packed: one (width x 3 width) GEMM) and
+    the two products per head: the same work the unfused graph's MatMulIntegerToFloat and MatMuls do."""
+    ort_profile = pytest.importorskip("bench.ort_profile")
+    rng = np.random.default_rng()
+    batch, tokens, heads, head_dim = 1, 11, 3, 8
+    model = _attention_graph(rng, batch, tokens, heads, head_dim, form, masked)
+    paths = {}
+    for name, graph in (("written", model), ("fused", _fused(model))):
+        paths[name] = tmp_path / f"{name}.onnx"
+        onnx.save(graph, str(paths[name]))
+    feeds = _feeds(rng, model, batch, tokens, heads * head_dim)
+    written, fused = (ort_profile.model_gemms(paths[name], feeds) for name in ("written", "fused"))
+    assert sum(g.ops for g in fused) == sum(g.ops for g in written) > 0
+    activation = sorted((g.batch, g.m, g.k, g.n) for g in fused if g.kind == "activation")
+    assert activation == sorted([(heads, tokens, head_dim, tokens), (heads, tokens, tokens, head_dim)])
+    assert [(g.m, g.k, g.n) for g in fused if g.kind == "weight"] == [(tokens, heads * head_dim, 3 * heads * head_dim)]
