@@ -4,7 +4,9 @@
 //
 // Scores are kept in base 2: q is pre-multiplied by scale · log2(e), so softmax weights are
 // exp2(score - max), one FMA cheaper per key than exp(score · scale - max) and what the GPU's
-// ex2 instruction computes natively.
+// ex2 instruction computes natively. The op's domain is scores that stay finite in the accumulation
+// type that way: |q · scale · log2 e| and every base-2 score below its largest value (beyond it, with
+// scales near 1e38, float cannot hold what the float64 answer needs, and the result is unspecified).
 #pragma once
 
 #include "attention.h"
