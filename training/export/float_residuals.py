@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import onnx
 
-from .graph_index import GraphIndex
+from .graph_index import GraphIndex, live_nodes
 
 #: Float producers whose round trips this rewrite removes: their outputs feed no integer kernel but
 #: through the QuantizeLinear that stays for the projections.
@@ -32,7 +32,7 @@ def read_float_residuals(model: onnx.ModelProto) -> int:
     index = GraphIndex(graph)
     producers, readers, graph_outputs = index.producers, index.readers, index.outputs
 
-    rewired, dropped = 0, set()
+    rewired = 0
     for dequantize in graph.node:
         if dequantize.op_type != "DequantizeLinear" or dequantize.output[0] in graph_outputs:
             continue
@@ -51,12 +51,10 @@ def read_float_residuals(model: onnx.ModelProto) -> int:
         for add in adds:
             add.input[:] = [source if x == dequantize.output[0] else x for x in add.input]
             rewired += 1
-        dropped.add(dequantize.output[0])
-    if dropped:
-        nodes = [node for node in graph.node if node.output[0] not in dropped]
-        read = {name for node in nodes for name in node.input} | graph_outputs
-        # A QuantizeLinear that only fed a dropped round trip (a dedicated pair) goes with it.
-        nodes = [node for node in nodes if not (node.op_type == "QuantizeLinear" and node.output[0] not in read)]
+    if rewired:
+        # The round trips nothing reads now go: each DequantizeLinear, and its QuantizeLinear where it
+        # was a dedicated pair's.
+        nodes = live_nodes(list(graph.node), graph_outputs)
         del graph.node[:]
         graph.node.extend(nodes)
     return rewired

@@ -1,5 +1,5 @@
 """Lookups over one ONNX graph for the rewrites of ONNX Runtime's int8 graph: who writes and who reads
-each tensor, and the constants they read."""
+each tensor, and the constants they read; and the node-list steps after a rewrite (order, dead nodes)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,30 @@ class GraphIndex:
 def attribute(node: onnx.NodeProto, name: str, default: object = None) -> object:
     """``node``'s attribute ``name`` as a Python value, or ``default``."""
     return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def topological(nodes: list[onnx.NodeProto], available: set[str]) -> list[onnx.NodeProto]:
+    """``nodes`` in an order where each node follows its inputs' producers (stable otherwise)."""
+    ordered, pending, ready = [], list(nodes), set(available)
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(not name or name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ValueError(f"the graph has a cycle or a missing input at {waiting[0].name or waiting[0].op_type}")
+        pending = waiting
+    return ordered
+
+
+def live_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
+    """``nodes`` without those whose outputs nothing reads (in reverse, so whole dead chains go)."""
+    needed, kept = set(outputs), []
+    for node in reversed(nodes):
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    return kept[::-1]

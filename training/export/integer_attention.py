@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .graph_index import STANDARD_DOMAINS, GraphIndex, attribute
+from .graph_index import STANDARD_DOMAINS, GraphIndex, attribute, live_nodes, topological
 from .integer_matmuls import INTEGER_MATMUL, MICROSOFT_DOMAIN
 
 INTEGER_ATTENTION = "QAttention"
@@ -231,7 +231,8 @@ def _qattention_inputs(g: GraphIndex, match: _Match, new: list[onnx.TensorProto]
     weights = [g.constant(m.input[1]) for m in matmuls]
     if any(w is None or w.dtype != np.int8 or w.ndim != 2 or w.shape[1] != width * q.parts for w in weights):
         return None
-    if x_zero and g.constant(x_zero) is not None and g.constant(x_zero).dtype != np.uint8:
+    x_zero_value = g.constant(x_zero) if x_zero else None
+    if x_zero_value is not None and x_zero_value.dtype != np.uint8:
         return None
     if x_zero == "" and g.initializers.get(x) is not None:
         return None
@@ -265,33 +266,6 @@ def _qattention_inputs(g: GraphIndex, match: _Match, new: list[onnx.TensorProto]
     scale_name, zero_name = f"{first.output[0]}_qkv_weight_scale", f"{first.output[0]}_qkv_weight_zero_point"
     new += [numpy_helper.from_array(scale, scale_name), numpy_helper.from_array(zero, zero_name)]
     return [x, weight_name, bias_name, x_scale, scale_name, "", x_zero, zero_name]
-
-
-def _topological(nodes: list[onnx.NodeProto], available: set[str]) -> list[onnx.NodeProto]:
-    """``nodes`` in an order where each node follows its inputs' producers (stable otherwise)."""
-    ordered, pending, ready = [], list(nodes), set(available)
-    while pending:
-        waiting = []
-        for node in pending:
-            if all(not name or name in ready for name in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                waiting.append(node)
-        if len(waiting) == len(pending):
-            raise ValueError(f"the graph has a cycle or a missing input at {waiting[0].name or waiting[0].op_type}")
-        pending = waiting
-    return ordered
-
-
-def _live(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
-    """``nodes`` without those whose outputs nothing reads (in reverse, so whole dead chains go)."""
-    needed, kept = set(outputs), []
-    for node in reversed(nodes):
-        if any(name in needed for name in node.output):
-            kept.append(node)
-            needed.update(node.input)
-    return kept[::-1]
 
 
 def fuse_integer_attention(model: onnx.ModelProto) -> int:
@@ -346,7 +320,7 @@ def fuse_integer_attention(model: onnx.ModelProto) -> int:
     nodes = [n for node in graph.node for n in written.get(node.output[0], [node])]
     graph.initializer.extend(initializers)
     available = {value.name for value in graph.input} | {init.name for init in graph.initializer}
-    nodes = _live(_topological(nodes, available), {value.name for value in graph.output})
+    nodes = live_nodes(topological(nodes, available), {value.name for value in graph.output})
     read = {name for node in nodes for name in node.input}
     kept = [init for init in graph.initializer if init.name in read]
     del graph.initializer[:]
