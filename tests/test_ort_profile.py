@@ -90,3 +90,23 @@ def test_op_type_times_count_the_kernels_ort_runs(tmp_path):
     # ORT may fuse the Transpose into the product (FusedMatMul); the Conv and the Gemm run once per run.
     assert sum(n for op, (_, n) in times.items() if "MatMul" in op) == 2
     assert times["Conv"][1] + times.get("FusedConv", (0, 0))[1] == 1
+
+
+def test_paired_ratio_is_taken_round_by_round():
+    rng = np.random.default_rng()
+    rounds = int(rng.integers(3, 10))
+    # The machine's speed drifts from round to round; within a round both paths see the same factor.
+    drift = rng.uniform(1.0, 3.0, rounds)
+    ratios = rng.uniform(0.5, 0.9, rounds)
+    graph = list(100.0 * drift)
+    reference = list(100.0 * drift * ratios)
+    paired = ort_profile.paired_ratio(reference, graph)
+    assert paired["median"] == pytest.approx(float(np.median(ratios)), rel=1e-12)
+    assert (paired["min"], paired["max"]) == pytest.approx((ratios.min(), ratios.max()), rel=1e-12)
+
+
+def test_paired_ratio_needs_matching_blocks():
+    with pytest.raises(ValueError, match="same number of blocks.*3 and 2"):
+        ort_profile.paired_ratio([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="0 and 0"):
+        ort_profile.paired_ratio([], [])
