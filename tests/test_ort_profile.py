@@ -110,3 +110,25 @@ def test_paired_ratio_needs_matching_blocks():
         ort_profile.paired_ratio([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="0 and 0"):
         ort_profile.paired_ratio([], [])
+
+
+def test_gemm_kernel_share_counts_the_kernels_gemm_work_runs_in():
+    rng = np.random.default_rng()
+    gemm = {op: (float(rng.uniform(1, 10)), 3) for op in ("MatMulIntegerToFloat", "QAttention", "QLinearConv")}
+    rest = {op: (float(rng.uniform(0.1, 2)), 5) for op in ("Gelu", "QuantizeLinear", "LayerNormalization", "Add")}
+    share = ort_profile.gemm_kernel_share({**gemm, **rest})
+    gemm_ms, rest_ms = sum(ms for ms, _ in gemm.values()), sum(ms for ms, _ in rest.values())
+    assert share == pytest.approx(gemm_ms / (gemm_ms + rest_ms), rel=1e-12)
+    assert ort_profile.gemm_kernel_share(rest) == 0.0
+    with pytest.raises(ValueError, match="no kernel time"):
+        ort_profile.gemm_kernel_share({})
+
+
+@pytest.mark.parametrize("quantized_weight", [False, True])
+def test_every_gemm_of_a_graph_runs_in_a_kernel_counted_as_gemm(tmp_path, quantized_weight):
+    # However ORT fuses the graph's MatMuls, Conv and Gemm, the kernels left outside KERNEL_GEMM_OPS are
+    # the layout ops around them (and a weight's DequantizeLinear ORT keeps), never a GEMM.
+    path = _graph(tmp_path, np.random.default_rng(), 6, 8, 4, 2, quantized_weight)
+    times = ort_profile.op_type_times(path, ort_profile.graph_feeds(path), threads=1, runs=2)
+    assert set(times) - ort_profile.KERNEL_GEMM_OPS <= {"Transpose", "Flatten", "Reshape", "DequantizeLinear"}
+    assert len(set(times) & ort_profile.KERNEL_GEMM_OPS) >= 2
