@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import onnx
 
-from .graph_index import STANDARD_DOMAINS, GraphIndex
+from .graph_index import STANDARD_DOMAINS, GraphIndex, live_nodes
 
 #: The contrib op domain and the op that carries the bias.
 MICROSOFT_DOMAIN = "com.microsoft"
@@ -34,8 +34,8 @@ def fold_bias_into_integer_matmuls(model: onnx.ModelProto) -> int:
 
     A MatMul qualifies when its activation is quantized per tensor, its weight is a 2-D int8 initializer
     quantized per tensor or per output column, its output feeds nothing but the Add, and the bias is a
-    1-D float initializer of the weight's column count; anything else stays as it is. A DequantizeLinear
-    left without readers goes.
+    1-D float initializer of the weight's column count; anything else stays as it is. Nodes left without
+    readers (the folded MatMuls' DequantizeLinears) go.
     """
     graph = model.graph
     index = GraphIndex(graph)
@@ -81,8 +81,7 @@ def fold_bias_into_integer_matmuls(model: onnx.ModelProto) -> int:
         return 0
 
     nodes = [replaced.get(node.output[0], node) for node in graph.node if node.output[0] not in dropped]
-    read = {name for node in nodes for name in node.input} | graph_outputs
-    nodes = [n for n in nodes if not (n.op_type == "DequantizeLinear" and n.output[0] not in read)]
+    nodes = live_nodes(nodes, graph_outputs)  # the DequantizeLinears the fused ops no longer read
     del graph.node[:]
     graph.node.extend(nodes)
     if not any(entry.domain == MICROSOFT_DOMAIN for entry in model.opset_import):
