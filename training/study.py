@@ -72,6 +72,8 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "study_demo.yaml"
 BUNDLE_DIR = "bundle"
 EXPORT_ISSUE = "export_issue.txt"
 MEASURED = "measured.json"
+#: Beside the bundle: the export options it was written with that its manifest does not record.
+EXPORTED = "exported.json"
 STAGES = ("train", "export", "measure")
 
 
@@ -168,7 +170,8 @@ def train_model(config: ExperimentConfig) -> dict[str, Any]:
 
 def export_model(config: ExperimentConfig, result: dict[str, Any], options: ExportSection, path: Path) -> None:
     """Writes the experiment's bundle to ``path`` unless one newer than the checkpoint with the wanted
-    precisions is there.
+    precisions and runtimes, calibrated as ``options`` say (recorded in ``exported.json`` beside it), is
+    there: a study file whose calibration changed exports its models again.
 
     When a lower-precision variant fails to export, the study goes on with fp32 only: one model's
     int8 problem should not cost the other models' results. Why is kept in ``export_issue.txt`` beside
@@ -176,11 +179,15 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
     """
     checkpoint = Path(result["checkpoint"])
     issue = path.parent / EXPORT_ISSUE
+    record = path.parent / EXPORTED
     precisions = ["fp32"] if issue.is_file() else list(options.precisions)
+    calibrated_as = {"calibration_method": options.calibration_method,
+                     "calibration_samples": options.calibration_samples}
     try:
         manifest = read_manifest(path)
         fresh = (path / MANIFEST_NAME).stat().st_mtime >= checkpoint.stat().st_mtime
-        if fresh and set(precisions) <= set(manifest.variants) and set(options.targets) <= set(manifest.targets):
+        if (fresh and set(precisions) <= set(manifest.variants) and set(options.targets) <= set(manifest.targets)
+                and _recorded_options(record) == calibrated_as):
             return
     except BundleError:
         pass  # missing or incomplete (an interrupted export leaves none): export it
@@ -205,6 +212,16 @@ def export_model(config: ExperimentConfig, result: dict[str, Any], options: Expo
                          encoding="utf-8")
         tqdm.write(f"[study] {config.name}: {issue.read_text(encoding='utf-8').strip()}")
         export(["fp32"])
+    write_json(record, calibrated_as)
+
+
+def _recorded_options(record: Path) -> dict[str, Any] | None:
+    """The export options recorded beside a bundle, or None where none are (or the record is unreadable,
+    which a new export replaces)."""
+    try:
+        return json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def measure_model(config: ExperimentConfig, result: dict[str, Any], bundle: Path, latency: LatencySection,

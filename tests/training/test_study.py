@@ -130,6 +130,33 @@ def test_a_bundle_is_exported_again_only_for_a_runtime_it_lacks(micro: Path, mon
         "onnxruntime", "torch")
 
 
+def test_a_bundle_is_exported_again_when_its_calibration_changed(micro: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = StudyConfig.load(micro)
+    experiment = config.experiment_config("tiny_late")
+    bundle = experiment.run_dir.parent / study.BUNDLE_DIR
+    record = experiment.run_dir.parent / study.EXPORTED
+    result = json.loads((experiment.run_dir / study.RESULT).read_text())
+    assert json.loads(record.read_text()) == {"calibration_method": config.export.calibration_method,
+                                              "calibration_samples": config.export.calibration_samples}
+    exported = []
+    monkeypatch.setattr(study, "export_bundle", lambda *args, settings, **kwargs: exported.append(settings))
+    study.export_model(experiment, result, config.export, bundle)
+    assert exported == []  # as the study exported it
+    other_method = next(m for m in ("minmax", "percentile") if m != config.export.calibration_method)
+    for done, changed in enumerate(({"calibration_samples": config.export.calibration_samples + 1},
+                                    {"calibration_method": other_method}), start=1):
+        options = dataclasses.replace(config.export, **changed)
+        study.export_model(experiment, result, options, bundle)
+        assert len(exported) == done
+        assert (exported[-1].calibration_method, exported[-1].calibration_samples) == (
+            options.calibration_method, options.calibration_samples)
+        study.export_model(experiment, result, options, bundle)  # recorded now: not again
+        assert len(exported) == done
+    record.write_text("{not json")  # a torn or foreign record: export again rather than trust it
+    study.export_model(experiment, result, options, bundle)
+    assert len(exported) == 3
+
+
 def test_train_experiment_reuses_the_run_the_study_trained(micro: Path) -> None:
     from training import train
 
