@@ -309,7 +309,7 @@ def report(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray], threa
     figures["of_reference_paired"] = paired_ratio(times["reference"], times["graph"])
     # The gap split in two: the graph's GEMM kernels against the reference running the same work, and
     # the rest. The profiler's overhead is spread over kernels in proportion, so its shares carry over to
-    # the unprofiled median. of_reference cannot pass gemm_kernels_of_reference by cutting the rest alone.
+    # the unprofiled median. of_reference cannot pass gemm_kernels["of_reference"] by cutting the rest alone.
     share = gemm_kernel_share(per_op)
     figures["gemm_kernels"] = {"share": share, "ms": share * medians["graph"],
                                "of_reference": medians["reference"] / (share * medians["graph"])}
