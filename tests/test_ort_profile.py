@@ -132,3 +132,19 @@ def test_every_gemm_of_a_graph_runs_in_a_kernel_counted_as_gemm(tmp_path, quanti
     times = ort_profile.op_type_times(path, ort_profile.graph_feeds(path), threads=1, runs=2)
     assert set(times) - ort_profile.KERNEL_GEMM_OPS <= {"Transpose", "Flatten", "Reshape", "DequantizeLinear"}
     assert len(set(times) & ort_profile.KERNEL_GEMM_OPS) >= 2
+
+
+def test_report_times_every_path_and_splits_the_gap(tmp_path, capsys):
+    path = _graph(tmp_path, np.random.default_rng(), 6, 8, 4, 2, True)
+    blocks = 3
+    figures = ort_profile.report(path, ort_profile.graph_feeds(path), threads=1, blocks=blocks, runs=2, fp32_graph=path)
+    assert set(figures["ms"]) == {"graph", "reference", "weight reference", "fp32", "fp32 reference"}
+    paired = figures["of_reference_paired"]
+    assert 0 < paired["min"] <= paired["median"] <= paired["max"]
+    kernels = figures["gemm_kernels"]
+    assert 0 < kernels["share"] <= 1
+    assert kernels["ms"] == pytest.approx(kernels["share"] * figures["ms"]["graph"]["median"])
+    assert kernels["of_reference"] == pytest.approx(figures["of_reference"] / kernels["share"])
+    printed = capsys.readouterr().out
+    assert f"round by round: median {paired['median']:.1%}" in printed
+    assert f"GEMM kernels: {kernels['share']:.1%} of the profile" in printed
