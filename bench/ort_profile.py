@@ -294,7 +294,7 @@ def report(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray], threa
             sessions[name] = _session(model.SerializeToString(), options)
             ops[name] = sum(g.ops for g in subset)
     # Each reference's block right after the graph's, so that every pair in a round runs close together.
-    order = ["graph", *references, *(["fp32"] if "fp32" in sessions else [])]
+    order = ["graph", *references, "fp32"]
     calls = {name: (lambda s=sessions[name], f=feeds_of[name]: s.run(None, f)) for name in order if name in sessions}
     times = alternating_blocks(calls, blocks, runs)
     medians = {name: statistics.median(t) for name, t in times.items()}
@@ -311,8 +311,8 @@ def report(graph: str | os.PathLike[str], feeds: Mapping[str, np.ndarray], threa
     # the rest. The profiler's overhead is spread over kernels in proportion, so its shares carry over to
     # the unprofiled median. of_reference cannot pass gemm_kernels["of_reference"] by cutting the rest alone.
     share = gemm_kernel_share(per_op)
-    figures["gemm_kernels"] = {"share": share, "ms": share * medians["graph"],
-                               "of_reference": medians["reference"] / (share * medians["graph"])}
+    gemm_ms = share * medians["graph"]
+    figures["gemm_kernels"] = {"share": share, "ms": gemm_ms, "of_reference": medians["reference"] / gemm_ms}
     if "weight reference" in medians:
         figures["of_weight_reference"] = figures["gop_s"]["graph"] / figures["gop_s"]["weight reference"]
     if "fp32" in medians:

@@ -136,8 +136,7 @@ def test_every_gemm_of_a_graph_runs_in_a_kernel_counted_as_gemm(tmp_path, quanti
 
 def test_report_times_every_path_and_splits_the_gap(tmp_path, capsys):
     path = _graph(tmp_path, np.random.default_rng(), 6, 8, 4, 2, True)
-    blocks = 3
-    figures = ort_profile.report(path, ort_profile.graph_feeds(path), threads=1, blocks=blocks, runs=2, fp32_graph=path)
+    figures = ort_profile.report(path, ort_profile.graph_feeds(path), threads=1, blocks=3, runs=2, fp32_graph=path)
     assert set(figures["ms"]) == {"graph", "reference", "weight reference", "fp32", "fp32 reference"}
     paired = figures["of_reference_paired"]
     assert 0 < paired["min"] <= paired["median"] <= paired["max"]

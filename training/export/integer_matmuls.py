@@ -35,7 +35,7 @@ def fold_bias_into_integer_matmuls(model: onnx.ModelProto) -> int:
     A MatMul qualifies when its activation is quantized per tensor, its weight is a 2-D int8 initializer
     quantized per tensor or per output column, its output feeds nothing but the Add, and the bias is a
     1-D float initializer of the weight's column count; anything else stays as it is. Nodes left without
-    readers (the folded MatMuls' DequantizeLinears) go.
+    readers (the folded MatMuls and their DequantizeLinears) go.
     """
     graph = model.graph
     index = GraphIndex(graph)
@@ -46,7 +46,6 @@ def fold_bias_into_integer_matmuls(model: onnx.ModelProto) -> int:
 
     # Keyed by output names, which SSA makes unique (node names need not be).
     replaced: dict[str, onnx.NodeProto] = {}  # the Add's output -> the node written in its place
-    dropped: set[str] = set()  # outputs of the MatMuls folded away
     for matmul in graph.node:
         if matmul.op_type != "MatMul" or matmul.domain not in STANDARD_DOMAINS:
             continue
@@ -76,12 +75,11 @@ def fold_bias_into_integer_matmuls(model: onnx.ModelProto) -> int:
                                       domain=MICROSOFT_DOMAIN)
         fused.metadata_props.extend(matmul.metadata_props)  # keeps the module scope the exporter recorded
         replaced[add.output[0]] = fused
-        dropped.add(matmul.output[0])
     if not replaced:
         return 0
 
-    nodes = [replaced.get(node.output[0], node) for node in graph.node if node.output[0] not in dropped]
-    nodes = live_nodes(nodes, graph_outputs)  # the DequantizeLinears the fused ops no longer read
+    # The folded MatMuls and their DequantizeLinears: nothing reads them once the fused ops replace the Adds.
+    nodes = live_nodes([replaced.get(node.output[0], node) for node in graph.node], graph_outputs)
     del graph.node[:]
     graph.node.extend(nodes)
     if not any(entry.domain == MICROSOFT_DOMAIN for entry in model.opset_import):
